@@ -1,0 +1,19 @@
+"""tasknas.core: the one-shot NAS core. Imports only torch, numpy and the standard library."""
+from .arch import Arch, Space, active_arch, load_arch, make_arch, save_arch, set_arch, space_of
+from .bn import batchnorms, recalibrate_bn
+from .choice import Choice, choices_of
+from .cost import CostConstraint, CostTable, build_cost_table, count_flops, count_params
+from .evolution import EvolutionConfig, Record, SearchResult, evolve, load_result, pareto_front, top_records
+from .registry import create_space, list_spaces, register_space
+from .sampling import FlopsBinnedSampler, broadcast_arch, crossover, mutate, sample
+from .subnet import fix, is_fixed
+
+from . import spaces  # noqa: E402,F401  (registers the built-in spaces)
+
+__all__ = [
+    "Arch", "Choice", "CostConstraint", "CostTable", "EvolutionConfig", "FlopsBinnedSampler", "Record",
+    "SearchResult", "Space", "active_arch", "batchnorms", "broadcast_arch", "build_cost_table", "choices_of",
+    "count_flops", "count_params", "create_space", "crossover", "evolve", "fix", "is_fixed", "list_spaces",
+    "load_arch", "load_result", "make_arch", "mutate", "pareto_front", "recalibrate_bn", "register_space",
+    "sample", "save_arch", "set_arch", "space_of", "top_records",
+]

@@ -1,0 +1,83 @@
+"""Choice: one decision point of a supernet.
+
+A ``Choice`` has a stable, human-chosen key (``"stage2.block1"``) and a tuple of options. Options are
+JSON scalars (``str`` or ``int``). A choice either holds one module per option (a *module choice*;
+its ``forward`` runs the active option only, so options not on the active path get no gradient) or
+holds no modules (a *value choice*; the surrounding module reads ``choice.active``).
+
+The key, never the module path, names the decision: wrapping the supernet in a detector or a DDP
+wrapper changes nothing about the space.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from torch import nn
+
+Option = str | int
+
+
+def _check_option(key: str, option: object) -> Option:
+    if isinstance(option, bool) or not isinstance(option, (str, int)):
+        raise TypeError(f"Choice {key!r}: option {option!r} must be a str or int, got {type(option).__name__}")
+    return option
+
+
+class Choice(nn.Module):
+    """A decision point with key ``key`` and options ``options``.
+
+    ``options`` is either a mapping ``{option: module}`` (module choice) or a sequence of options
+    (value choice). The active option is set by :func:`tasknas.core.set_arch`.
+    """
+
+    def __init__(self, key: str, options: Mapping[Option, nn.Module] | Sequence[Option]):
+        super().__init__()
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"Choice key must be a non-empty str, got {key!r}")
+        self.key = key
+        if isinstance(options, Mapping):
+            opts = tuple(_check_option(key, o) for o in options)
+            modules = list(options.values())
+            if not all(isinstance(m, nn.Module) for m in modules):
+                raise TypeError(f"Choice {key!r}: every option of a module choice must map to an nn.Module")
+        else:
+            opts = tuple(_check_option(key, o) for o in options)
+            modules = []
+        if not opts:
+            raise ValueError(f"Choice {key!r} needs at least one option")
+        names = [str(o) for o in opts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Choice {key!r} has duplicate options: {list(opts)}")
+        self.options: tuple[Option, ...] = opts
+        # ModuleDict keys are strings; str(option) keeps state_dict names readable ("...options.k5.conv").
+        self.candidates = nn.ModuleDict({str(o): m for o, m in zip(opts, modules)}) if modules else None
+        self.active: Option | None = None
+
+    @property
+    def holds_modules(self) -> bool:
+        return self.candidates is not None
+
+    def activate(self, option: Option) -> None:
+        if option not in self.options:
+            raise ValueError(f"Choice {self.key!r}: option {option!r} is not one of {list(self.options)}")
+        self.active = option
+
+    def active_module(self) -> nn.Module:
+        if self.candidates is None:
+            raise TypeError(f"Choice {self.key!r} is a value choice and holds no modules")
+        if self.active is None:
+            raise RuntimeError(f"Choice {self.key!r} has no active option; call set_arch(model, arch) first")
+        return self.candidates[str(self.active)]
+
+    def forward(self, *args, **kwargs):
+        return self.active_module()(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"key={self.key!r}, options={list(self.options)}, active={self.active!r}"
+
+
+def choices_of(model: nn.Module) -> Iterator[Choice]:
+    """All Choice modules of ``model`` in module order (nested choices included)."""
+    for module in model.modules():
+        if isinstance(module, Choice):
+            yield module

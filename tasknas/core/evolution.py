@@ -1,0 +1,335 @@
+"""Evolutionary architecture search over arch values (SPOS / DetNAS).
+
+Guo et al., "Single Path One-Shot NAS with Uniform Sampling" (ECCV 2020) and Chen et al., "DetNAS:
+Backbone Search for Object Detection" (NeurIPS 2019). Per generation: score every new candidate,
+keep a global elitist top-k over everything ever scored, then propose the next population —
+``mutations`` children (a top-k parent, each key resampled with ``mutation_prob``), ``crossovers``
+children (two top-k parents, each key from either) and uniform random archs to fill up to
+``population``. Every proposed arch is new (visited-set dedup) and passes every constraint *before*
+it is scored. Defaults are SPOS's: 50 / top 10 / 25 mutations @ p=0.1 / 25 crossovers / 20
+generations; DetNAS uses 20 mutations, 20 crossovers and 10 random.
+
+The loop knows nothing of models: it calls ``score(arch)`` (higher is better; a float, or a mapping
+with a ``"score"`` entry and other JSON values kept beside it). Every proposal loop is bounded: a
+generation that cannot find enough new valid archs is smaller, and the search ends early when none is
+left.
+
+State (config, population, every scored arch, generation, RNG state) is written atomically to
+``state_path`` after every scored candidate; :func:`evolve` with ``resume=True`` continues from it
+and ends with exactly the result of an uninterrupted run. Under an initialised ``torch.distributed``
+job the candidates of a generation are sharded across ranks (candidate *i* on rank *i % world*); the
+scores are all-gathered after each round, so every rank holds the same records and the result equals
+a one-rank run. Only rank 0 writes the state.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .arch import Arch, Option, Space, make_arch
+from .sampling import crossover, mutate, sample
+from .state import atomic_write_text
+
+STATE_VERSION = 1
+Constraint = Callable[[Arch], bool]
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    population: int = 50
+    topk: int = 10
+    mutations: int = 25
+    mutation_prob: float = 0.1
+    crossovers: int = 25
+    generations: int = 20
+    seed: int = 0
+    max_tries: int = 10  # a proposal loop for n archs stops after max_tries * n attempts
+
+    def __post_init__(self):
+        for name in ("population", "topk", "generations", "max_tries"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"evolution {name} must be a positive int, got {getattr(self, name)!r}")
+        for name in ("mutations", "crossovers"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"evolution {name} must be an int >= 0, got {getattr(self, name)!r}")
+        if self.mutations + self.crossovers > self.population:
+            raise ValueError(f"mutations + crossovers ({self.mutations} + {self.crossovers}) exceed the "
+                             f"population ({self.population})")
+        if not 0.0 <= self.mutation_prob <= 1.0:
+            raise ValueError(f"mutation_prob must be in [0, 1], got {self.mutation_prob!r}")
+
+
+@dataclass
+class Record:
+    """One scored candidate. ``index`` is its position in scoring order."""
+
+    arch: Arch
+    score: float
+    generation: int
+    index: int
+    cost: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    best: Arch
+    best_score: float
+    topk: list[Record]
+    records: list[Record]
+    pareto: list[Record]
+    generations: int  # generations completed
+
+
+def _sort_key(record: Record) -> tuple[float, int]:
+    score = record.score if math.isfinite(record.score) else -math.inf
+    return (-score, record.index)
+
+
+def top_records(records: Sequence[Record], k: int) -> list[Record]:
+    """The ``k`` best records, best first; ties broken by scoring order."""
+    return sorted(records, key=_sort_key)[:k]
+
+
+def pareto_front(records: Sequence[Record]) -> list[Record]:
+    """Records not dominated in (higher score, lower cost), by increasing cost. Records without cost are skipped."""
+    costed = sorted((r for r in records if r.cost is not None and math.isfinite(r.score)),
+                    key=lambda r: (r.cost, -r.score, r.index))
+    front, best = [], -math.inf
+    for r in costed:
+        if r.score > best:
+            front.append(r)
+            best = r.score
+    return front
+
+
+def _encode(arch: Arch) -> list[Option]:
+    return [option for _, option in arch]
+
+
+def _decode(values: Sequence[Option], space: Space) -> Arch:
+    if len(values) != len(space):
+        raise ValueError(f"state holds an arch with {len(values)} options for a space of {len(space)} keys")
+    return make_arch(space, dict(zip(space, values)))
+
+
+def _rng_state(rng: random.Random) -> list:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_rng_state(rng: random.Random, state: list) -> None:
+    rng.setstate((state[0], tuple(state[1]), state[2]))
+
+
+class _Search:
+    """The mutable state of one evolutionary search."""
+
+    def __init__(self, space: Space, config: EvolutionConfig, constraints: Sequence[Constraint]):
+        self.space = space
+        self.config = config
+        self.constraints = list(constraints)
+        self.rng = random.Random(config.seed)
+        self.generation = 0
+        self.candidates: list[Arch] = []
+        self.records: list[Record] = []
+        self.scored: dict[Arch, Record] = {}
+        self.done = False
+
+    # -- proposals ------------------------------------------------------------------------------
+    def _valid(self, arch: Arch, taken: set[Arch]) -> bool:
+        return arch not in taken and arch not in self.scored and all(c(arch) for c in self.constraints)
+
+    def _fill(self, out: list[Arch], taken: set[Arch], n: int, make: Callable[[], Arch]) -> None:
+        want = len(out) + n
+        for _ in range(self.config.max_tries * n):
+            if len(out) >= want:
+                return
+            arch = make()
+            if self._valid(arch, taken):
+                out.append(arch)
+                taken.add(arch)
+
+    def propose(self) -> list[Arch]:
+        cfg, rng = self.config, self.rng
+        out: list[Arch] = []
+        taken: set[Arch] = set()
+        parents = [r.arch for r in top_records(self.records, cfg.topk)]
+        if parents:
+            self._fill(out, taken, cfg.mutations,
+                       lambda: mutate(parents[rng.randrange(len(parents))], self.space, rng, cfg.mutation_prob))
+            self._fill(out, taken, cfg.crossovers,
+                       lambda: crossover(parents[rng.randrange(len(parents))], parents[rng.randrange(len(parents))], rng))
+        self._fill(out, taken, cfg.population - len(out), lambda: sample(self.space, rng))
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {
+            "version": STATE_VERSION,
+            "config": asdict(self.config),
+            "constraints": [str(c) for c in self.constraints],
+            "space": self.space.to_json(),
+            "generation": self.generation,
+            "done": self.done,
+            "rng": _rng_state(self.rng),
+            "candidates": [_encode(a) for a in self.candidates],
+            "records": [{"arch": _encode(r.arch), "score": r.score if math.isfinite(r.score) else None,
+                         "generation": r.generation, "cost": r.cost, "info": r.info} for r in self.records],
+            "note": "archs are lists of options in the order of the keys of 'space'",
+        }
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_json()) + "\n")
+
+    def load(self, path: Path, check_settings: bool = True) -> None:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read search state {str(path)!r}: {exc}") from None
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"search state {str(path)!r} has version {data.get('version')!r}, expected {STATE_VERSION}")
+        if Space(data["space"]) != self.space:
+            raise ValueError(f"search state {str(path)!r} was written for a different space")
+        if check_settings and data["config"] != asdict(self.config):
+            diff = {k: (data["config"].get(k), v) for k, v in asdict(self.config).items() if data["config"].get(k) != v}
+            raise ValueError(f"search state {str(path)!r} was written with other settings (saved, given): {diff}")
+        if check_settings and data["constraints"] != [str(c) for c in self.constraints]:
+            raise ValueError(f"search state {str(path)!r} was written with constraints {data['constraints']}, "
+                             f"now given {[str(c) for c in self.constraints]}")
+        _set_rng_state(self.rng, data["rng"])
+        self.generation = data["generation"]
+        self.done = data["done"]
+        self.candidates = [_decode(a, self.space) for a in data["candidates"]]
+        for i, r in enumerate(data["records"]):
+            score = -math.inf if r["score"] is None else float(r["score"])
+            self._add(Record(_decode(r["arch"], self.space), score, r["generation"], i, r["cost"], r["info"]))
+
+    def _add(self, record: Record) -> None:
+        self.records.append(record)
+        self.scored[record.arch] = record
+
+    def result(self) -> SearchResult:
+        if not self.records:
+            raise RuntimeError("the search scored no candidate")
+        top = top_records(self.records, self.config.topk)
+        return SearchResult(top[0].arch, top[0].score, top, list(self.records), pareto_front(self.records),
+                            self.generation)
+
+
+def _score_value(value: Any, arch: Arch) -> tuple[float, dict]:
+    if isinstance(value, Mapping):
+        if "score" not in value:
+            raise ValueError(f"score function returned a mapping without a 'score' entry for {arch!r}")
+        info = {k: v for k, v in value.items() if k != "score"}
+        value = value["score"]
+    else:
+        info = {}
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"score function returned {value!r} for {arch!r}; expected a number") from None
+    return (score if math.isfinite(score) else -math.inf), info
+
+
+def _world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def evolve(space: Mapping[str, Sequence[Option]], score: Callable[[Arch], float | Mapping[str, Any]], *,
+           constraints: Sequence[Constraint] = (), cost: Callable[[Arch], float] | None = None,
+           population: int = 50, topk: int = 10, mutations: int = 25, mutation_prob: float = 0.1,
+           crossovers: int = 25, generations: int = 20, seed: int = 0, max_tries: int = 10,
+           state_path: str | os.PathLike | None = None, resume: bool = False,
+           progress: Callable[[dict], None] | None = None) -> SearchResult:
+    """Run the evolutionary search and return the global top-k, all records and the Pareto front.
+
+    ``constraints`` are predicates over archs (e.g. ``table.constraint("macs", hi=300e6)``); any with a
+    ``check_feasible()`` method is asked first, so a range no arch can meet fails before any scoring.
+    ``cost(arch)`` (e.g. ``table.macs``) is recorded for each candidate and defines the Pareto front.
+    ``progress`` receives a dict after every scored candidate.
+    """
+    space = Space(space)
+    config = EvolutionConfig(population, topk, mutations, mutation_prob, crossovers, generations, seed, max_tries)
+    for c in constraints:
+        if hasattr(c, "check_feasible"):
+            c.check_feasible()
+    search = _Search(space, config, constraints)
+    path = Path(state_path) if state_path is not None else None
+    rank, world = _world()
+    if resume:
+        if path is None:
+            raise ValueError("resume=True needs a state_path")
+        if not path.is_file():
+            raise FileNotFoundError(f"no search state to resume at {str(path)!r}")
+        search.load(path)
+    elif path is not None and path.exists():
+        raise FileExistsError(f"search state {str(path)!r} already exists; pass resume=True to continue it "
+                              "or choose another path")
+
+    def save() -> None:
+        if path is not None and rank == 0:
+            search.save(path)
+
+    if not search.candidates and not search.done:  # a fresh search
+        search.candidates = search.propose()
+        if not search.candidates:
+            raise ValueError(f"no arch of the space met the constraints {[str(c) for c in constraints]} in "
+                             f"{config.max_tries * config.population} random draws")
+        save()
+
+    while not search.done:
+        todo = [a for a in search.candidates if a not in search.scored]
+        for start in range(0, len(todo), world):
+            chunk = todo[start:start + world]
+            mine = None
+            if rank < len(chunk):
+                mine = _score_value(score(chunk[rank]), chunk[rank])
+            if world > 1:
+                gathered: list = [None] * world
+                torch.distributed.all_gather_object(gathered, mine)
+            else:
+                gathered = [mine]
+            for arch, (value, info) in zip(chunk, gathered):
+                search._add(Record(arch, value, search.generation, len(search.records),
+                                   None if cost is None else float(cost(arch)), info))
+            save()
+            if progress is not None:
+                best = top_records(search.records, 1)[0]
+                progress({"generation": search.generation, "generations": config.generations,
+                          "done": len(search.candidates) - len(todo) + start + len(chunk),
+                          "candidates": len(search.candidates), "scored": len(search.records),
+                          "best_score": best.score, "best": best.arch, "last_score": gathered[-1][0]})
+        search.generation += 1
+        if search.generation >= config.generations:
+            search.done = True
+            search.candidates = []
+        else:
+            search.candidates = search.propose()
+            if not search.candidates:
+                search.done = True
+        save()
+    return search.result()
+
+
+def load_result(state_path: str | os.PathLike, space: Mapping[str, Sequence[Option]]) -> SearchResult:
+    """The result recorded in a saved search state (finished or not)."""
+    path = Path(state_path)
+    try:
+        config = EvolutionConfig(**json.loads(path.read_text())["config"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot read search state {str(path)!r}: {exc}") from None
+    search = _Search(Space(space), config, [])
+    search.load(path, check_settings=False)
+    return search.result()

@@ -1,0 +1,42 @@
+"""fix(model, arch): the static subnet of a supernet, holding copies of the chosen weights only.
+
+Every module choice is replaced by a copy of its chosen option, so state_dict names lose the
+``.candidates.<option>`` level (``stage0.block0.candidates.k5.conv.weight`` -> ``stage0.block0.conv.weight``)
+and the subnet runs exactly the same operations as the supernet on that arch: outputs are bit-identical.
+Value choices become single-option choices fixed to their value. The supernet is not modified and is
+never copied as a whole (unchosen options are not copied).
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+
+from torch import nn
+
+from .arch import Option, make_arch, space_of
+from .choice import Choice, choices_of
+
+
+def fix(model: nn.Module, arch: Mapping[str, Option] | Iterable[tuple[str, Option]]) -> nn.Module:
+    """A static copy of ``model`` with every choice replaced by its option in ``arch``."""
+    chosen = make_arch(space_of(model), arch).as_dict()
+    memo: dict[int, object] = {}
+    # Children before parents, so a choice nested inside a chosen option is already resolved in ``memo``
+    # when that option is copied.
+    for choice in reversed(list(choices_of(model))):
+        option = chosen[choice.key]
+        if choice.holds_modules:
+            memo[id(choice)] = copy.deepcopy(choice.candidates[str(option)], memo)
+        else:
+            fixed = Choice(choice.key, (option,))
+            fixed.activate(option)
+            fixed.train(choice.training)
+            memo[id(choice)] = fixed
+    if isinstance(model, Choice):
+        return memo[id(model)]
+    return copy.deepcopy(model, memo)
+
+
+def is_fixed(model: nn.Module) -> bool:
+    """True when ``model`` holds no module choice (value choices with a single option are allowed)."""
+    return all(not c.holds_modules and len(c.options) == 1 for c in choices_of(model))
