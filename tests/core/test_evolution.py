@@ -1,0 +1,195 @@
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasknas.core import EvolutionConfig, evolve, load_result, make_arch, pareto_front, sample
+from tasknas.core.arch import Space
+
+SPACE = Space({f"b{i:02d}": ("k3", "k5", "k7", "xception") for i in range(12)})
+TARGET = make_arch(SPACE, {k: ("k7" if i % 3 else "xception") for i, k in enumerate(SPACE)})
+WEIGHT = {k: 1.0 + i / 100 for i, k in enumerate(SPACE)}
+FLOPS = {"k3": 1.0, "k5": 2.0, "k7": 3.0, "xception": 4.0}
+
+
+def planted(arch):
+    return sum(WEIGHT[k] for k, o in arch if o == TARGET[k])
+
+
+def cost(arch):
+    return sum(FLOPS[o] for _, o in arch)
+
+
+def summary(result):
+    return [(r.arch, r.score, r.generation, r.index, r.cost) for r in result.records], result.best
+
+
+def test_defaults_are_spos():
+    c = EvolutionConfig()
+    assert (c.population, c.topk, c.mutations, c.mutation_prob, c.crossovers, c.generations) == (50, 10, 25, 0.1, 25, 20)
+
+
+def test_evolution_finds_a_planted_optimum_that_random_search_misses():
+    result = evolve(SPACE, planted, population=30, topk=8, mutations=12, crossovers=12, generations=15, seed=1)
+    assert result.best == TARGET and result.best_score == pytest.approx(sum(WEIGHT.values()))
+    rng = random.Random(1)
+    best_random = max(planted(sample(SPACE, rng)) for _ in range(len(result.records)))
+    assert best_random < result.best_score
+
+
+def test_no_arch_is_scored_twice_and_topk_is_global_and_sorted():
+    result = evolve(SPACE, planted, population=20, topk=5, mutations=8, crossovers=8, generations=6, seed=2)
+    archs = [r.arch for r in result.records]
+    assert len(archs) == len(set(archs)) == 20 * 6
+    assert [r.score for r in result.topk] == sorted((r.score for r in result.records), reverse=True)[:5]
+
+
+def test_constraints_are_checked_before_scoring():
+    seen = []
+
+    def score(arch):
+        seen.append(arch)
+        return planted(arch)
+
+    result = evolve(SPACE, score, constraints=[lambda a: cost(a) <= 26], cost=cost, population=20, topk=5,
+                    mutations=8, crossovers=8, generations=5, seed=3)
+    assert seen and all(cost(a) <= 26 for a in seen)
+    assert all(r.cost <= 26 for r in result.records)
+
+
+def test_a_constraint_no_arch_meets_fails_before_any_scoring():
+    calls = []
+    with pytest.raises(ValueError, match="no arch of the space met the constraints"):
+        evolve(SPACE, lambda a: calls.append(a) or 0.0, constraints=[lambda a: cost(a) < 0], population=10, topk=3,
+               mutations=2, crossovers=2, generations=2, max_tries=3)
+    assert calls == []
+
+
+def test_proposal_loops_are_bounded_when_the_space_runs_out():
+    tiny = Space({"a": (0, 1), "b": (0, 1)})
+    result = evolve(tiny, lambda a: a["a"] + 2 * a["b"], population=10, topk=2, mutations=3, crossovers=3,
+                    generations=5, seed=0)
+    assert len(result.records) == 4 and result.best == make_arch(tiny, {"a": 1, "b": 1})
+    assert result.generations < 5
+
+
+def test_pareto_front_is_non_dominated_and_contains_the_best():
+    result = evolve(SPACE, planted, cost=cost, population=20, topk=5, mutations=8, crossovers=8, generations=4, seed=4)
+    front = result.pareto
+    assert front == pareto_front(result.records) and result.best in [r.arch for r in front]
+    for r in front:
+        assert not any(o.score >= r.score and o.cost <= r.cost and (o.score > r.score or o.cost < r.cost)
+                       for o in result.records)
+    assert [r.cost for r in front] == sorted(r.cost for r in front)
+
+
+def test_resuming_from_any_saved_state_gives_the_uninterrupted_result(tmp_path):
+    state = tmp_path / "state.json"
+    snapshots = []
+
+    def keep(_info):
+        snapshots.append(state.read_text())
+
+    kwargs = dict(cost=cost, population=12, topk=4, mutations=4, crossovers=4, generations=4, seed=5)
+    full = evolve(SPACE, planted, state_path=state, progress=keep, **kwargs)
+    assert len(snapshots) == len(full.records)
+    for i, snap in enumerate(snapshots):
+        if i % 5 and i != len(snapshots) - 1:
+            continue
+        resumed_path = tmp_path / f"resume{i}.json"
+        resumed_path.write_text(snap)
+        resumed = evolve(SPACE, planted, state_path=resumed_path, resume=True, **kwargs)
+        assert summary(resumed) == summary(full), f"resume from snapshot {i} diverged"
+    assert summary(load_result(state, SPACE)) == summary(full)
+
+
+def test_interrupted_search_resumes_to_the_same_result(tmp_path):
+    kwargs = dict(population=12, topk=4, mutations=4, crossovers=4, generations=3, seed=6)
+    full = evolve(SPACE, planted, **kwargs)
+    state = tmp_path / "s.json"
+    calls = []
+
+    def crashing(arch):
+        calls.append(arch)
+        if len(calls) == 17:
+            raise KeyboardInterrupt
+        return planted(arch)
+
+    with pytest.raises(KeyboardInterrupt):
+        evolve(SPACE, crashing, state_path=state, **kwargs)
+    assert len(json.loads(state.read_text())["records"]) == 16
+    resumed = evolve(SPACE, planted, state_path=state, resume=True, **kwargs)
+    assert summary(resumed) == summary(full)
+
+
+def test_resume_refuses_other_settings_and_fresh_runs_refuse_to_overwrite(tmp_path):
+    state = tmp_path / "s.json"
+    evolve(SPACE, planted, state_path=state, population=6, topk=2, mutations=2, crossovers=2, generations=1)
+    with pytest.raises(ValueError, match=r"other settings .*'population': \(6, 8\)"):
+        evolve(SPACE, planted, state_path=state, resume=True, population=8, topk=2, mutations=2, crossovers=2,
+               generations=1)
+    with pytest.raises(FileExistsError, match="pass resume=True"):
+        evolve(SPACE, planted, state_path=state, population=6, topk=2, mutations=2, crossovers=2, generations=1)
+    with pytest.raises(ValueError, match="different space"):
+        evolve(Space({"x": (1, 2)}), lambda a: 0.0, state_path=state, resume=True, population=6, topk=2,
+               mutations=2, crossovers=2, generations=1)
+
+
+def test_state_file_is_never_torn(tmp_path):
+    state = tmp_path / "s.json"
+
+    def check(_info):
+        json.loads(state.read_text())  # always complete JSON
+        assert [p.name for p in tmp_path.iterdir()] == ["s.json"]  # no temporary file left behind
+
+    evolve(SPACE, planted, state_path=state, progress=check, population=6, topk=2, mutations=2, crossovers=2,
+           generations=2)
+
+
+def test_score_mappings_keep_extra_values_and_non_finite_scores_rank_last():
+    def score(arch):
+        if arch["b00"] == "k3":
+            return {"score": math.nan, "note": "diverged"}
+        return {"score": planted(arch), "map50": 0.5}
+
+    result = evolve(SPACE, score, population=16, topk=4, mutations=4, crossovers=4, generations=2, seed=7)
+    assert all(r.arch["b00"] != "k3" for r in result.topk)
+    assert any(r.info == {"note": "diverged"} and r.score == -math.inf for r in result.records)
+    assert result.topk[0].info == {"map50": 0.5}
+    with pytest.raises(TypeError, match="expected a number"):
+        evolve(SPACE, lambda a: "high", population=4, topk=2, mutations=1, crossovers=1, generations=1)
+
+
+def test_progress_reports_generation_and_best_so_far():
+    events = []
+    evolve(SPACE, planted, progress=events.append, population=5, topk=2, mutations=2, crossovers=2, generations=2)
+    assert [e["done"] for e in events[:5]] == [1, 2, 3, 4, 5]
+    assert [e["generation"] for e in events] == [0] * 5 + [1] * 5
+    assert events[-1]["best_score"] == max(e["last_score"] for e in events)
+
+
+SCRIPT = """
+import json, sys
+sys.path.insert(0, {root!r})
+from tests.core.test_evolution import SPACE, planted, cost
+from tasknas.core import evolve
+r = evolve(SPACE, planted, cost=cost, population=10, topk=3, mutations=4, crossovers=4, generations=3, seed=9)
+print(json.dumps([[list(map(list, x.arch)), x.score] for x in r.records]))
+"""
+
+
+def test_results_are_identical_under_different_pythonhashseed():
+    root = str(Path(__file__).resolve().parents[2])
+    outs = []
+    for seed in ("0", "1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        proc = subprocess.run([sys.executable, "-c", SCRIPT.format(root=root)], env=env, capture_output=True,
+                              text=True, timeout=120, check=True)
+        outs.append(proc.stdout)
+    assert outs[0] == outs[1] == outs[2] and len(json.loads(outs[0])) == 30
