@@ -81,11 +81,12 @@ def measure_in_processes(args: argparse.Namespace, measure: Callable[[argparse.N
         return measure(args)
     results = []
     for i in range(args.processes):
-        out = subprocess.run([sys.executable, sys.argv[0], *sys.argv[1:], "--child"], check=True,
-                             capture_output=True, text=True).stdout
-        lines = [line for line in out.splitlines() if line.startswith(_RESULT_PREFIX)]
-        if not lines:
-            raise RuntimeError(f"process {i} printed no result:\n{out}")
+        done = subprocess.run([sys.executable, sys.argv[0], *sys.argv[1:], "--child"], capture_output=True,
+                              text=True)
+        lines = [line for line in done.stdout.splitlines() if line.startswith(_RESULT_PREFIX)]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError(f"process {i + 1} failed (exit status {done.returncode}):\n"
+                               f"{done.stdout[-2000:]}{done.stderr[-4000:]}")
         result = json.loads(lines[-1][len(_RESULT_PREFIX):])
         print(f"  process {i + 1}/{args.processes}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()),
               flush=True)

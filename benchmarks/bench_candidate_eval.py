@@ -1,9 +1,9 @@
 """Candidate evaluation vs its bare forward passes (goal: ratio <= 1.05).
 
-A is one candidate evaluation as the search does it, on the supernet itself (no deep copy): ``set_arch``,
-``recalibrate_bn`` over N calibration batches (train-mode forwards without grad), then eval-mode forwards
-without grad over M validation batches, computing top-1 accuracy. B is the same model running the same
-passes bare: train-mode no-grad forwards over the calibration batches and eval-mode no-grad forwards
+A is one candidate evaluation as the search does it (``score_candidate``), on the supernet itself (no deep
+copy): ``set_arch``, ``recalibrate_bn`` over N calibration batches (BN in train mode, no grad), then
+eval-mode forwards without grad over M validation batches, computing top-1 accuracy. B is the same model
+running the same passes bare: train-mode no-grad forwards over the calibration batches and eval-mode no-grad forwards
 over the validation batches with the same accuracy computation, with no recalibration bookkeeping.
 Each round draws a fresh random arch; A and B of a round run that same arch.
 
@@ -16,9 +16,9 @@ import argparse
 import random
 
 import torch
-
 from _timing import add_process_arguments, interleave, measure_in_processes, verdict
-from tasknas.core import choices_of, recalibrate_bn, sample, set_arch, space_of
+
+from tasknas.core import choices_of, sample, score_candidate, space_of
 from tasknas.core.spaces.shufflenet import ShuffleNetSupernet
 
 GOAL = 1.05
@@ -51,9 +51,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     it_a, it_b = iter(archs), iter(archs)
 
     def evaluate_candidate() -> float:
-        set_arch(model, next(it_a))
-        recalibrate_bn(model, calibration)
-        return accuracy(model, validation)
+        return score_candidate(model, next(it_a), calibration, lambda m: accuracy(m, validation))
 
     def bare_passes() -> float:
         chosen = next(it_b).as_dict()

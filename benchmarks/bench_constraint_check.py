@@ -15,8 +15,8 @@ import statistics
 import time
 
 import torch
-
 from _timing import add_process_arguments, interleave, measure_in_processes
+
 from tasknas.core import build_cost_table, count_flops, create_space, fix, sample, space_of
 
 
@@ -58,7 +58,8 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8, help="timed rounds (default 8)")
-    parser.add_argument("--lookups", type=int, default=1000, help="archs checked from the table per round (default 1000)")
+    parser.add_argument("--lookups", type=int, default=1000,
+                        help="archs checked from the table per round (default 1000)")
     parser.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
     add_process_arguments(parser)
     args = parser.parse_args()

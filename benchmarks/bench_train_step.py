@@ -14,9 +14,9 @@ import argparse
 import random
 
 import torch
+from _timing import add_process_arguments, interleave, measure_in_processes, seconds, verdict
 from torch import nn
 
-from _timing import add_process_arguments, interleave, measure_in_processes, seconds, verdict
 from tasknas.core import fix, sample, set_arch, space_of
 from tasknas.core.spaces.shufflenet import ShuffleNetSupernet
 

@@ -32,20 +32,22 @@ if [ ! -x "$VENV/bin/python" ]; then
   $PY -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# pip, minus the machine-config noise about local index folders that do not hold a package.
+pip_() { "${PIP[@]}" "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }; return "${PIPESTATUS[0]}"; }
 
 say "build tools (setuptools<82 keeps pkg_resources for mmcv and mmengine)"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" pip setuptools wheel ninja
+pip_ install -q -c "$CONSTRAINTS" pip setuptools wheel ninja
 
 say "torch $TORCH_VERSION + torchvision (local files, ~1 minute) and numpy"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" torch torchvision numpy
+pip_ install -q -c "$CONSTRAINTS" torch torchvision numpy
 
 if ! ls "$CACHE"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
   say "no cached mmcv $MMCV_VERSION wheel in $CACHE"
   say "building mmcv $MMCV_VERSION with compiled ops from source: this takes ~15-25 minutes on 2 cores, once"
-  "${PIP[@]}" install -q -c "$CONSTRAINTS" mmengine
+  pip_ install -q -c "$CONSTRAINTS" mmengine
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$work"
+  pip_ download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$work"
   tar -xzf "$work"/mmcv-"$MMCV_VERSION".tar.gz -C "$work"
   src=$work/mmcv-$MMCV_VERSION
   # torch >= 2.14 headers use C++20 features; mmcv 2.1.0 hard-codes -std=c++17.
@@ -64,12 +66,12 @@ if ! ls "$CACHE"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
   say "cached $(basename "$whl") in $CACHE"
 fi
 say "mmcv $MMCV_VERSION from $CACHE"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" --no-deps --force-reinstall "$CACHE"/mmcv-"$MMCV_VERSION"-*.whl
+pip_ install -q -c "$CONSTRAINTS" --no-deps --force-reinstall "$CACHE"/mmcv-"$MMCV_VERSION"-*.whl
 
 say "OpenMMLab stack, timm and tools"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" -r requirements/stack.txt
+pip_ install -q -c "$CONSTRAINTS" -r requirements/stack.txt
 say "tasknas (editable)"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" --no-deps --no-build-isolation -e .
+pip_ install -q -c "$CONSTRAINTS" --no-deps --no-build-isolation -e .
 
 "$VENV/bin/python" - <<'PY'
 import torch, torchvision, mmcv, mmcv.ops, mmengine, mmdet, mmdet.models, mmseg, mmseg.models, timm, tasknas  # noqa

@@ -1,19 +1,20 @@
 """tasknas.core: the one-shot NAS core. Imports only torch, numpy and the standard library."""
+from . import spaces  # noqa: E402,F401  (registers the built-in spaces)
 from .arch import Arch, Space, active_arch, load_arch, make_arch, save_arch, set_arch, space_of
 from .bn import batchnorms, recalibrate_bn
+from .candidate import score_candidate
 from .choice import Choice, choices_of
 from .cost import CostConstraint, CostTable, build_cost_table, count_flops, count_params
 from .evolution import EvolutionConfig, Record, SearchResult, evolve, load_result, pareto_front, top_records
+from .progress import ProgressBar
 from .registry import create_space, list_spaces, register_space
 from .sampling import FlopsBinnedSampler, broadcast_arch, crossover, mutate, sample
-from .subnet import fix, is_fixed
-
-from . import spaces  # noqa: E402,F401  (registers the built-in spaces)
+from .subnet import fix, is_fixed, load_subnet, save_subnet
 
 __all__ = [
-    "Arch", "Choice", "CostConstraint", "CostTable", "EvolutionConfig", "FlopsBinnedSampler", "Record",
+    "Arch", "Choice", "ProgressBar", "CostConstraint", "CostTable", "EvolutionConfig", "FlopsBinnedSampler", "Record",
     "SearchResult", "Space", "active_arch", "batchnorms", "broadcast_arch", "build_cost_table", "choices_of",
     "count_flops", "count_params", "create_space", "crossover", "evolve", "fix", "is_fixed", "list_spaces",
     "load_arch", "load_result", "make_arch", "mutate", "pareto_front", "recalibrate_bn", "register_space",
-    "sample", "save_arch", "set_arch", "space_of", "top_records",
+    "sample", "save_arch", "save_subnet", "load_subnet", "score_candidate", "set_arch", "space_of", "top_records",
 ]

@@ -126,8 +126,12 @@ def space_of(model: nn.Module) -> Space:
     Two choices may share a key only when they have the same options (they then always take the same
     option, e.g. a stage stacked N times with one shared arch).
     """
+    return _space_of_choices(choices_of(model))
+
+
+def _space_of_choices(choices: Iterable[Choice]) -> Space:
     entries: dict[str, tuple[Option, ...]] = {}
-    for choice in choices_of(model):
+    for choice in choices:
         if choice.key in entries and entries[choice.key] != choice.options:
             raise ValueError(f"two choices share key {choice.key!r} with different options: "
                              f"{list(entries[choice.key])} and {list(choice.options)}")
@@ -137,10 +141,11 @@ def space_of(model: nn.Module) -> Space:
 
 def set_arch(model: nn.Module, arch: Mapping[str, Option] | Iterable[tuple[str, Option]]) -> Arch:
     """Activate ``arch`` on every Choice of ``model``; returns the validated arch."""
-    arch = make_arch(space_of(model), arch)
+    choices = choices_of(model)
+    arch = make_arch(_space_of_choices(choices), arch)
     mapping = arch.as_dict()
-    for choice in choices_of(model):
-        choice.activate(mapping[choice.key])
+    for choice in choices:
+        choice.active = mapping[choice.key]  # validated above
     return arch
 
 

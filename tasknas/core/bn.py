@@ -5,13 +5,16 @@ re-compute them for each candidate before evaluation. Here, for every BN on the 
 
 * its running statistics are reset and its momentum set to ``None`` (a cumulative average over *all*
   calibration batches — not an EMA with momentum 0.1, which effectively keeps only the last ~10),
-* the model runs train-mode forwards without grad over the calibration batches,
+* it runs in train mode while the model runs forwards without grad over the calibration batches,
 * when ``torch.distributed`` is initialised, the per-rank averages are combined (weighted by each
   rank's number of batches) with one all-reduce, so every rank ends with the statistics of all ranks'
   batches. This works with gloo on CPU, where SyncBatchNorm has no kernels.
 
-BNs that the forward pass never reaches (options off the active path) are left untouched. Train/eval
-flags and momenta are restored afterwards.
+Only the BN layers are switched to train mode; every other module keeps its mode (so dropout stays
+off in an eval-mode model and the statistics match what evaluation will see). BNs inside options off
+the active path are never touched, and a BN on the path that the forward does not reach gets its old
+statistics back. If a forward raises, every BN gets its old statistics back. Momenta and modes are
+restored afterwards.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .choice import modules_of
+
 Forward = Callable[[nn.Module, Any], Any]
 
 
@@ -29,9 +34,10 @@ def _default_forward(model: nn.Module, batch: Any) -> Any:
     return model(batch)
 
 
-def batchnorms(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
-    """All BN layers of ``model`` that track running statistics, in module order."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+def batchnorms(model: nn.Module, active_only: bool = False) -> list[_BatchNorm]:
+    """BN layers of ``model`` that track running statistics, in module order (only the active path's
+    with ``active_only``)."""
+    return [m for m in modules_of(model, active_only) if isinstance(m, _BatchNorm) and m.track_running_stats]
 
 
 @torch.no_grad()
@@ -40,55 +46,54 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Any], forward: Forward | 
     """Re-estimate the running statistics of the BNs on ``model``'s active path from ``batches``.
 
     ``forward(model, batch)`` runs one batch (default ``model(batch)``). Returns the number of batches
-    used on this rank. Raises ``ValueError`` if ``batches`` yields nothing.
+    used on this rank. Raises ``ValueError`` if ``batches`` yields nothing (statistics unchanged).
     """
     forward = forward or _default_forward
-    bns = batchnorms(model)
-    touched: dict[int, _BatchNorm] = {}
-    saved_momentum = {id(m): m.momentum for _, m in bns}
-    saved_training = {m: m.training for m in model.modules()}
-
-    def reset_on_first_call(module: _BatchNorm, args: tuple) -> None:
-        if id(module) not in touched:
-            touched[id(module)] = module
-            module.reset_running_stats()
-            module.momentum = None
-
-    hooks = [m.register_forward_pre_hook(reset_on_first_call) for _, m in bns]
+    bns = batchnorms(model, active_only=True)
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum, m.training)
+             for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.training = True
     used = 0
+    ok = False
+    reached: set[int] = set()
     try:
-        model.train()
-        for _, m in bns:  # hosts that freeze BN in train() (mmdet's norm_eval) must not skip calibration
-            m.training = True
         for batch in batches:
             if max_batches is not None and used >= max_batches:
                 break
             forward(model, batch)
             used += 1
+        ok = used > 0
     finally:
-        for h in hooks:
-            h.remove()
-        for _, m in bns:
-            m.momentum = saved_momentum[id(m)]
-        for module, flag in saved_training.items():
-            module.training = flag
+        for m, (mean, var, count, momentum, training) in zip(bns, saved):
+            m.momentum, m.training = momentum, training
+            if ok and int(m.num_batches_tracked) > 0:
+                reached.add(id(m))
+            else:  # the calibration failed, or the forward did not reach this BN
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
     if used == 0:
         raise ValueError("recalibrate_bn got no calibration batches (empty data loader?)")
-    _all_reduce_stats(bns, touched)
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        _all_reduce_stats(batchnorms(model), reached)
     return used
 
 
-def _all_reduce_stats(bns: list[tuple[str, _BatchNorm]], touched: dict[int, _BatchNorm]) -> None:
+def _all_reduce_stats(bns: list[_BatchNorm], touched: set[int]) -> None:
     """Average the statistics over ranks, each rank weighted by its number of batches per BN."""
     dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 or not bns:
+    if not bns:
         return
-    device = bns[0][1].running_mean.device
+    device = bns[0].running_mean.device
     if dist.get_backend() == "nccl" and device.type != "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     # One flat buffer for every BN (touched or not), in module order, so all ranks reduce the same layout.
     parts = []
-    for _, m in bns:
+    for m in bns:
         n = float(m.num_batches_tracked) if id(m) in touched else 0.0
         parts += [torch.tensor([n], dtype=torch.float64), m.running_mean.double().cpu() * n,
                   m.running_var.double().cpu() * n]
@@ -96,7 +101,7 @@ def _all_reduce_stats(bns: list[tuple[str, _BatchNorm]], touched: dict[int, _Bat
     dist.all_reduce(flat)
     flat = flat.cpu()
     offset = 0
-    for _, m in bns:
+    for m in bns:
         c = m.running_mean.numel()
         n = float(flat[offset])
         mean = flat[offset + 1: offset + 1 + c]

@@ -10,7 +10,7 @@ wrapper changes nothing about the space.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from torch import nn
 
@@ -76,8 +76,29 @@ class Choice(nn.Module):
         return f"key={self.key!r}, options={list(self.options)}, active={self.active!r}"
 
 
-def choices_of(model: nn.Module) -> Iterator[Choice]:
+def modules_of(model: nn.Module, active_only: bool = False) -> list[nn.Module]:
+    """All modules of ``model`` in the order of ``model.modules()`` (each once).
+
+    With ``active_only``, a module choice contributes only its active option's subtree (all options
+    while none is active). A plain walk over ``_modules``: several times faster than ``named_modules()``,
+    which builds a name string for every module, on supernets with thousands of modules.
+    """
+    out: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        out.append(module)
+        if active_only and isinstance(module, Choice) and module.candidates is not None and module.active is not None:
+            stack.append(module.candidates[str(module.active)])
+            continue
+        stack.extend(child for child in reversed(module._modules.values()) if child is not None)
+    return out
+
+
+def choices_of(model: nn.Module) -> list[Choice]:
     """All Choice modules of ``model`` in module order (nested choices included)."""
-    for module in model.modules():
-        if isinstance(module, Choice):
-            yield module
+    return [m for m in modules_of(model) if isinstance(m, Choice)]

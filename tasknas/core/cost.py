@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .arch import Arch, Option, Space, make_arch, set_arch, space_of
-from .choice import Choice, choices_of
+from .choice import choices_of
 from .state import atomic_write_text
 
 Forward = Callable[[nn.Module, Any], Any]
@@ -100,7 +100,8 @@ class CostTable:
 
     def to_json(self) -> dict:
         return {"space": self.space.to_json(), "base": self.base, "input_shape": self.input_shape,
-                "options": {m: {k: [[o, c] for o, c in v.items()] for k, v in t.items()} for m, t in self.options.items()}}
+                "options": {m: {k: [[o, c] for o, c in v.items()] for k, v in t.items()}
+                            for m, t in self.options.items()}}
 
     @classmethod
     def from_json(cls, data: dict) -> CostTable:

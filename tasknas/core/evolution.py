@@ -14,8 +14,10 @@ with a ``"score"`` entry and other JSON values kept beside it). Every proposal l
 generation that cannot find enough new valid archs is smaller, and the search ends early when none is
 left.
 
-State (config, population, every scored arch, generation, RNG state) is written atomically to
-``state_path`` after every scored candidate; :func:`evolve` with ``resume=True`` continues from it
+State (config, population, every scored arch, generation, RNG state) is on disk after every scored
+candidate: a snapshot at ``state_path`` replaced atomically whenever the population changes, and a
+journal ``<stem>.records.jsonl`` beside it that gains one complete line per scored candidate (a line
+torn by a crash is dropped on load). :func:`evolve` with ``resume=True`` continues from any such state
 and ends with exactly the result of an uninterrupted run. Under an initialised ``torch.distributed``
 job the candidates of a generation are sharded across ranks (candidate *i* on rank *i % world*); the
 scores are all-gathered after each round, so every rank holds the same records and the result equals
@@ -130,6 +132,61 @@ def _set_rng_state(rng: random.Random, state: list) -> None:
     rng.setstate((state[0], tuple(state[1]), state[2]))
 
 
+class _Store:
+    """A search state on disk: a snapshot (``state_path``, replaced atomically once per generation) and a
+    journal of scored candidates (``<stem>.records.jsonl``, one complete JSON line appended and flushed
+    per candidate). A line torn by a crash is dropped on load, so the state read back is always the state
+    after some whole number of candidates; writing stays O(1) per candidate however long the search."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records_path = path.with_name(path.stem + ".records.jsonl")
+        self._journal = None
+
+    def exists(self) -> bool:
+        return self.path.exists() or self.records_path.exists()
+
+    def write_snapshot(self, data: dict) -> None:
+        if self._journal is not None:
+            os.fsync(self._journal.fileno())
+        atomic_write_text(self.path, json.dumps(data) + "\n")
+
+    def append(self, record: Record) -> None:
+        if self._journal is None:
+            self._journal = open(self.records_path, "a", encoding="utf-8")
+        line = {"arch": _encode(record.arch), "score": record.score if math.isfinite(record.score) else None,
+                "generation": record.generation, "cost": record.cost, "info": record.info}
+        self._journal.write(json.dumps(line) + "\n")
+        self._journal.flush()
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def read(self) -> tuple[dict, list[dict]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read search state {str(self.path)!r}: {exc}") from None
+        lines: list[dict] = []
+        if self.records_path.exists():
+            raw = self.records_path.read_bytes()
+            good = 0
+            for chunk in raw.splitlines(keepends=True):
+                if not chunk.endswith(b"\n"):
+                    break  # torn last line
+                try:
+                    lines.append(json.loads(chunk))
+                except json.JSONDecodeError:
+                    break
+                good += len(chunk)
+            if good < len(raw):  # drop the torn tail so later appends start on a clean line
+                with open(self.records_path, "r+b") as f:
+                    f.truncate(good)
+        return data, lines
+
+
 class _Search:
     """The mutable state of one evolutionary search."""
 
@@ -167,12 +224,13 @@ class _Search:
             self._fill(out, taken, cfg.mutations,
                        lambda: mutate(parents[rng.randrange(len(parents))], self.space, rng, cfg.mutation_prob))
             self._fill(out, taken, cfg.crossovers,
-                       lambda: crossover(parents[rng.randrange(len(parents))], parents[rng.randrange(len(parents))], rng))
+                       lambda: crossover(parents[rng.randrange(len(parents))],
+                                         parents[rng.randrange(len(parents))], rng))
         self._fill(out, taken, cfg.population - len(out), lambda: sample(self.space, rng))
         return out
 
     # -- persistence ----------------------------------------------------------------------------
-    def to_json(self) -> dict:
+    def snapshot(self) -> dict:
         return {
             "version": STATE_VERSION,
             "config": asdict(self.config),
@@ -182,34 +240,32 @@ class _Search:
             "done": self.done,
             "rng": _rng_state(self.rng),
             "candidates": [_encode(a) for a in self.candidates],
-            "records": [{"arch": _encode(r.arch), "score": r.score if math.isfinite(r.score) else None,
-                         "generation": r.generation, "cost": r.cost, "info": r.info} for r in self.records],
-            "note": "archs are lists of options in the order of the keys of 'space'",
+            "num_records": len(self.records),
+            "note": "archs are lists of options in the order of the keys of 'space'; scored candidates are in "
+                    "the .records.jsonl file beside this one, one JSON object per line",
         }
 
-    def save(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_json()) + "\n")
-
-    def load(self, path: Path, check_settings: bool = True) -> None:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read search state {str(path)!r}: {exc}") from None
+    def load(self, store: _Store, check_settings: bool = True) -> None:
+        data, lines = store.read()
+        where = repr(str(store.path))
         if data.get("version") != STATE_VERSION:
-            raise ValueError(f"search state {str(path)!r} has version {data.get('version')!r}, expected {STATE_VERSION}")
+            raise ValueError(f"search state {where} has version {data.get('version')!r}, expected {STATE_VERSION}")
         if Space(data["space"]) != self.space:
-            raise ValueError(f"search state {str(path)!r} was written for a different space")
+            raise ValueError(f"search state {where} was written for a different space")
         if check_settings and data["config"] != asdict(self.config):
             diff = {k: (data["config"].get(k), v) for k, v in asdict(self.config).items() if data["config"].get(k) != v}
-            raise ValueError(f"search state {str(path)!r} was written with other settings (saved, given): {diff}")
+            raise ValueError(f"search state {where} was written with other settings (saved, given): {diff}")
         if check_settings and data["constraints"] != [str(c) for c in self.constraints]:
-            raise ValueError(f"search state {str(path)!r} was written with constraints {data['constraints']}, "
+            raise ValueError(f"search state {where} was written with constraints {data['constraints']}, "
                              f"now given {[str(c) for c in self.constraints]}")
+        if len(lines) < data["num_records"]:
+            raise ValueError(f"search state {where} expects {data['num_records']} records but "
+                             f"{str(store.records_path)!r} holds {len(lines)}")
         _set_rng_state(self.rng, data["rng"])
         self.generation = data["generation"]
         self.done = data["done"]
         self.candidates = [_decode(a, self.space) for a in data["candidates"]]
-        for i, r in enumerate(data["records"]):
+        for i, r in enumerate(lines):
             score = -math.inf if r["score"] is None else float(r["score"])
             self._add(Record(_decode(r["arch"], self.space), score, r["generation"], i, r["cost"], r["info"]))
 
@@ -266,26 +322,37 @@ def evolve(space: Mapping[str, Sequence[Option]], score: Callable[[Arch], float 
         if hasattr(c, "check_feasible"):
             c.check_feasible()
     search = _Search(space, config, constraints)
-    path = Path(state_path) if state_path is not None else None
     rank, world = _world()
+    store = _Store(Path(state_path)) if state_path is not None else None
     if resume:
-        if path is None:
+        if store is None:
             raise ValueError("resume=True needs a state_path")
-        if not path.is_file():
-            raise FileNotFoundError(f"no search state to resume at {str(path)!r}")
-        search.load(path)
-    elif path is not None and path.exists():
-        raise FileExistsError(f"search state {str(path)!r} already exists; pass resume=True to continue it "
+        if not store.path.is_file():
+            raise FileNotFoundError(f"no search state to resume at {str(store.path)!r}")
+        search.load(store)
+    elif store is not None and store.exists():
+        raise FileExistsError(f"search state {str(store.path)!r} already exists; pass resume=True to continue it "
                               "or choose another path")
+    if store is not None and rank != 0:
+        store = None  # only rank 0 writes
+    try:
+        return _run(search, score, cost, store, rank, world, progress)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _run(search: _Search, score, cost, store: _Store | None, rank: int, world: int, progress) -> SearchResult:
+    config = search.config
 
     def save() -> None:
-        if path is not None and rank == 0:
-            search.save(path)
+        if store is not None:
+            store.write_snapshot(search.snapshot())
 
     if not search.candidates and not search.done:  # a fresh search
         search.candidates = search.propose()
         if not search.candidates:
-            raise ValueError(f"no arch of the space met the constraints {[str(c) for c in constraints]} in "
+            raise ValueError(f"no arch of the space met the constraints {[str(c) for c in search.constraints]} in "
                              f"{config.max_tries * config.population} random draws")
         save()
 
@@ -302,11 +369,13 @@ def evolve(space: Mapping[str, Sequence[Option]], score: Callable[[Arch], float 
             else:
                 gathered = [mine]
             for arch, (value, info) in zip(chunk, gathered):
-                search._add(Record(arch, value, search.generation, len(search.records),
-                                   None if cost is None else float(cost(arch)), info))
-            save()
+                record = Record(arch, value, search.generation, len(search.records),
+                                None if cost is None else float(cost(arch)), info)
+                search._add(record)
+                if store is not None:
+                    store.append(record)
             if progress is not None:
-                best = top_records(search.records, 1)[0]
+                best = min(search.records, key=_sort_key)
                 progress({"generation": search.generation, "generations": config.generations,
                           "done": len(search.candidates) - len(todo) + start + len(chunk),
                           "candidates": len(search.candidates), "scored": len(search.records),
@@ -331,5 +400,5 @@ def load_result(state_path: str | os.PathLike, space: Mapping[str, Sequence[Opti
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"cannot read search state {str(path)!r}: {exc}") from None
     search = _Search(Space(space), config, [])
-    search.load(path, check_settings=False)
+    search.load(_Store(path), check_settings=False)
     return search.result()

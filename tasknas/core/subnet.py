@@ -40,3 +40,25 @@ def fix(model: nn.Module, arch: Mapping[str, Option] | Iterable[tuple[str, Optio
 def is_fixed(model: nn.Module) -> bool:
     """True when ``model`` holds no module choice (value choices with a single option are allowed)."""
     return all(not c.holds_modules and len(c.options) == 1 for c in choices_of(model))
+
+
+def save_subnet(path, subnet: nn.Module, arch: Mapping[str, Option], meta: Mapping | None = None) -> None:
+    """Write a fixed subnet as plain tensors + plain metadata (loadable with ``torch.load(weights_only=True)``)."""
+    import torch
+
+    from .state import atomic_write
+
+    payload = {"arch": dict(arch.items() if isinstance(arch, Mapping) else arch),
+               "state_dict": {k: v.detach().cpu() for k, v in subnet.state_dict().items()},
+               "meta": dict(meta or {})}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_subnet(path) -> dict:
+    """Read a file written by :func:`save_subnet` (``weights_only=True``): ``{"arch", "state_dict", "meta"}``."""
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or not {"arch", "state_dict"} <= set(payload):
+        raise ValueError(f"{path} is not a tasknas subnet file (expected keys 'arch' and 'state_dict')")
+    return payload

@@ -47,7 +47,7 @@ def test_bns_off_the_active_path_are_untouched_and_flags_restored():
     assert torch.equal(off.running_mean, torch.full((3,), 3.0)) and torch.equal(off.running_var, torch.full((3,), 7.0))
     assert int(off.num_batches_tracked) == 11
     assert not net.training and not any(m.training for m in net.modules())
-    assert all(bn.momentum == 0.1 for _, bn in batchnorms(net))
+    assert all(bn.momentum == 0.1 for bn in batchnorms(net))
 
 
 def test_recalibration_uses_all_batches_not_an_ema_and_ignores_old_stats():
@@ -63,8 +63,53 @@ def test_max_batches_and_empty_loader():
     net = BNPath()
     set_arch(net, {"pick": "a"})
     assert recalibrate_bn(net, iter(_batches(6)), max_batches=2) == 2
+    before = net.pick.candidates["a"].running_mean.clone()
     with pytest.raises(ValueError, match="no calibration batches"):
         recalibrate_bn(net, [])
+    assert torch.equal(before, net.pick.candidates["a"].running_mean)
+
+
+def test_a_failing_forward_leaves_the_old_statistics():
+    net = BNPath()
+    set_arch(net, {"pick": "a"})
+    recalibrate_bn(net, _batches())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+
+    def failing(model, batch):
+        model(batch)
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        recalibrate_bn(net, _batches(seed=3), forward=failing)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_only_batchnorm_layers_switch_to_train_mode():
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(self.training)
+            return x
+
+    net = nn.Sequential(Probe(), nn.BatchNorm2d(3)).eval()
+    recalibrate_bn(net, _batches(2))
+    assert seen == [False, False] and int(net[1].num_batches_tracked) == 2 and not net[1].training
+
+
+def test_a_bn_on_the_path_that_the_forward_skips_keeps_its_statistics():
+    class Skipping(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.BatchNorm2d(3), nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.used(x)
+
+    net = Skipping()
+    net.unused.running_mean.fill_(2.0)
+    recalibrate_bn(net, _batches(2))
+    assert torch.equal(net.unused.running_mean, torch.full((3,), 2.0)) and int(net.used.num_batches_tracked) == 2
 
 
 def test_bn_frozen_in_eval_mode_is_still_recalibrated():
@@ -92,8 +137,9 @@ def test_recalibration_on_a_supernet_changes_only_bns_of_the_active_arch():
     assert all(torch.equal(before[k], v) for k, v in after.items() if "running_" not in k and "num_batches" not in k)
     for choice in choices_of(net):
         for option, module in choice.candidates.items():
-            for _, bn in batchnorms(module):
+            for bn in batchnorms(module):
                 if option == choice.active:
                     assert int(bn.num_batches_tracked) == 3
                 else:
-                    assert int(bn.num_batches_tracked) == 0 and torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+                    assert int(bn.num_batches_tracked) == 0
+                    assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))

@@ -2,7 +2,6 @@ import json
 import math
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +31,8 @@ def summary(result):
 
 def test_defaults_are_spos():
     c = EvolutionConfig()
-    assert (c.population, c.topk, c.mutations, c.mutation_prob, c.crossovers, c.generations) == (50, 10, 25, 0.1, 25, 20)
+    got = (c.population, c.topk, c.mutations, c.mutation_prob, c.crossovers, c.generations)
+    assert got == (50, 10, 25, 0.1, 25, 20)
 
 
 def test_evolution_finds_a_planted_optimum_that_random_search_misses():
@@ -91,10 +91,11 @@ def test_pareto_front_is_non_dominated_and_contains_the_best():
 
 def test_resuming_from_any_saved_state_gives_the_uninterrupted_result(tmp_path):
     state = tmp_path / "state.json"
+    journal = tmp_path / "state.records.jsonl"
     snapshots = []
 
     def keep(_info):
-        snapshots.append(state.read_text())
+        snapshots.append((state.read_text(), journal.read_text()))
 
     kwargs = dict(cost=cost, population=12, topk=4, mutations=4, crossovers=4, generations=4, seed=5)
     full = evolve(SPACE, planted, state_path=state, progress=keep, **kwargs)
@@ -103,7 +104,8 @@ def test_resuming_from_any_saved_state_gives_the_uninterrupted_result(tmp_path):
         if i % 5 and i != len(snapshots) - 1:
             continue
         resumed_path = tmp_path / f"resume{i}.json"
-        resumed_path.write_text(snap)
+        resumed_path.write_text(snap[0])
+        (tmp_path / f"resume{i}.records.jsonl").write_text(snap[1])
         resumed = evolve(SPACE, planted, state_path=resumed_path, resume=True, **kwargs)
         assert summary(resumed) == summary(full), f"resume from snapshot {i} diverged"
     assert summary(load_result(state, SPACE)) == summary(full)
@@ -123,7 +125,7 @@ def test_interrupted_search_resumes_to_the_same_result(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         evolve(SPACE, crashing, state_path=state, **kwargs)
-    assert len(json.loads(state.read_text())["records"]) == 16
+    assert len((tmp_path / "s.records.jsonl").read_text().splitlines()) == 16
     resumed = evolve(SPACE, planted, state_path=state, resume=True, **kwargs)
     assert summary(resumed) == summary(full)
 
@@ -141,15 +143,42 @@ def test_resume_refuses_other_settings_and_fresh_runs_refuse_to_overwrite(tmp_pa
                mutations=2, crossovers=2, generations=1)
 
 
-def test_state_file_is_never_torn(tmp_path):
+def test_state_files_are_never_torn(tmp_path):
     state = tmp_path / "s.json"
+    seen = []
 
-    def check(_info):
+    def check(info):
         json.loads(state.read_text())  # always complete JSON
-        assert [p.name for p in tmp_path.iterdir()] == ["s.json"]  # no temporary file left behind
+        lines = (tmp_path / "s.records.jsonl").read_text().splitlines()
+        assert len(lines) == info["scored"] and all(json.loads(line) for line in lines)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.records.jsonl"]  # no temporary file
+        seen.append(info["scored"])
 
     evolve(SPACE, planted, state_path=state, progress=check, population=6, topk=2, mutations=2, crossovers=2,
            generations=2)
+    assert seen == list(range(1, 13))
+
+
+def test_a_torn_journal_line_is_dropped_and_the_search_resumes_to_the_same_result(tmp_path):
+    kwargs = dict(population=8, topk=3, mutations=3, crossovers=3, generations=3, seed=8)
+    full = evolve(SPACE, planted, **kwargs)
+    state = tmp_path / "s.json"
+    calls = []
+
+    def crashing(arch):
+        calls.append(arch)
+        if len(calls) == 11:
+            raise KeyboardInterrupt
+        return planted(arch)
+
+    with pytest.raises(KeyboardInterrupt):
+        evolve(SPACE, crashing, state_path=state, **kwargs)
+    journal = tmp_path / "s.records.jsonl"
+    with open(journal, "a") as f:
+        f.write('{"arch": ["k3", "k5"')  # a crash in the middle of a write
+    resumed = evolve(SPACE, planted, state_path=state, resume=True, **kwargs)
+    assert summary(resumed) == summary(full)
+    assert len(journal.read_text().splitlines()) == len(full.records)
 
 
 def test_score_mappings_keep_extra_values_and_non_finite_scores_rank_last():

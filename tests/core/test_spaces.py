@@ -81,7 +81,8 @@ sys.meta_path.insert(0, Block())
 sys.path.insert(0, {root!r})
 import tasknas.core as core
 net = core.create_space('detnas_shufflenet_small')
-print(sorted(m for m in sys.modules if m.split('.')[0] in ('mmdet', 'mmseg', 'mmcv', 'mmengine')), len(core.space_of(net)))
+mm = sorted(m for m in sys.modules if m.split('.')[0] in ('mmdet', 'mmseg', 'mmcv', 'mmengine'))
+print(mm, len(core.space_of(net)))
 """
 
 

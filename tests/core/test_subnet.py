@@ -84,6 +84,6 @@ def _option_of(param_name: str, net) -> tuple[str, str] | None:
     """(choice key, option) owning ``param_name``, or None for weights outside the choices."""
     module_path, _, _ = param_name.rpartition(".")
     for name, module in net.named_modules():
-        if hasattr(module, "candidates") and module.candidates is not None and module_path.startswith(name + ".candidates."):
+        if getattr(module, "candidates", None) is not None and module_path.startswith(name + ".candidates."):
             return module.key, module_path[len(name) + len(".candidates."):].split(".")[0]
     return None

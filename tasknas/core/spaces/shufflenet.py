@@ -46,7 +46,8 @@ def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, depthwise: bool 
 
 
 class ShuffleBlock(nn.Module):
-    """One option of a choice block: a ShuffleNetV2 unit (``kernel`` 3/5/7) or the Xception variant (``kernel=None``)."""
+    """One option of a choice block: a ShuffleNetV2 unit (``kernel`` 3/5/7) or the Xception variant
+    (``kernel=None``)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, kernel: int | None):
         super().__init__()

@@ -1,0 +1,33 @@
+"""Scoring one candidate of a one-shot search: activate its path, recalibrate BN, evaluate.
+
+No copy of the supernet is made per candidate (a deep copy costs +20-30% of the evaluation): the
+candidate's BN statistics are written into the supernet's own BN layers on that path, which the next
+candidate recalibrates again before use.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from torch import nn
+
+from .arch import Arch, Option, set_arch
+from .bn import Forward, recalibrate_bn
+
+
+def score_candidate(model: nn.Module, arch: Mapping[str, Option] | Arch, calibration: Iterable[Any],
+                    evaluate: Callable[[nn.Module], Any], forward: Forward | None = None,
+                    max_batches: int | None = None) -> Any:
+    """``set_arch`` → ``recalibrate_bn(calibration)`` → ``evaluate(model)`` in eval mode; returns its value.
+
+    The model's train/eval flags are restored afterwards.
+    """
+    set_arch(model, arch)
+    recalibrate_bn(model, calibration, forward=forward, max_batches=max_batches)
+    flags = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        return evaluate(model)
+    finally:
+        for module, flag in flags.items():
+            module.training = flag

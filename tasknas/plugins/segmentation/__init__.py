@@ -1,0 +1,1 @@
+"""Segmentation plugin (MMSegmentation 1.x). Not implemented in this release."""
