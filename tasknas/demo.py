@@ -152,8 +152,8 @@ def run(out_dir: Path, iterations: int, generations: int, population: int, seed:
 
     bar = ProgressBar(population * generations, "search")
     state = out_dir / "search_state.json"
-    if state.exists():
-        state.unlink()
+    for stale in (state, out_dir / "search_state.records.jsonl"):  # a new demo run starts a new search
+        stale.unlink(missing_ok=True)
     result = evolve(space, score, constraints=[table.constraint("macs", hi=budget)], cost=table.macs,
                     population=population, topk=max(2, population // 4), mutations=population * 2 // 5,
                     crossovers=population * 2 // 5, generations=generations, seed=seed, state_path=state,
@@ -198,8 +198,8 @@ def run(out_dir: Path, iterations: int, generations: int, population: int, seed:
         say(f"random arch {short(rand)}  {table.macs(rand) / 1e6:.2f} MMACs                 "
             f"test acc {summary['random_test']:.3f}")
     say("(arch letters per block: 3/5/7 = shufflenet k3/k5/k7, x = xception)")
-    say(f"wrote {out_dir}/: best.arch.json, best_subnet.pth, results.csv, results.json, search_state.json, "
-        f"cost_table.json, supernet.pth  ({summary['seconds']:.0f} s)")
+    say(f"wrote {out_dir}/: best.arch.json, best_subnet.pth, results.csv, results.json, "
+        f"search_state.json + .records.jsonl, cost_table.json, supernet.pth  ({summary['seconds']:.0f} s)")
     return summary
 
 

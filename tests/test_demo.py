@@ -18,6 +18,7 @@ def test_generated_shapes_are_deterministic_and_balanced():
 
 
 def test_demo_runs_end_to_end_and_its_exports_reload(tmp_path, capsys):
+    run(tmp_path, iterations=2, generations=1, population=4, seed=1)  # an earlier run in the same folder
     summary = run(tmp_path, iterations=8, generations=2, population=4, seed=0)
     out = capsys.readouterr().out
     assert "found arch" in out and "random arch" in out

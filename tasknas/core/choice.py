@@ -27,7 +27,9 @@ class Choice(nn.Module):
     """A decision point with key ``key`` and options ``options``.
 
     ``options`` is either a mapping ``{option: module}`` (module choice) or a sequence of options
-    (value choice). The active option is set by :func:`tasknas.core.set_arch`.
+    (value choice). The active option is set by :func:`tasknas.core.set_arch`. Choices nested inside an
+    option must be there when the outer Choice is built: :func:`choices_of` only searches options known
+    to hold choices, which keeps ``set_arch`` cheap on supernets with thousands of modules.
     """
 
     def __init__(self, key: str, options: Mapping[Option, nn.Module] | Sequence[Option]):
@@ -52,6 +54,7 @@ class Choice(nn.Module):
         # ModuleDict keys are strings; str(option) keeps state_dict names readable ("...options.k5.conv").
         self.candidates = nn.ModuleDict({str(o): m for o, m in zip(opts, modules)}) if modules else None
         self.active: Option | None = None
+        self.holds_choices = any(isinstance(m, Choice) for option in modules for m in option.modules())
 
     @property
     def holds_modules(self) -> bool:
@@ -100,5 +103,21 @@ def modules_of(model: nn.Module, active_only: bool = False) -> list[nn.Module]:
 
 
 def choices_of(model: nn.Module) -> list[Choice]:
-    """All Choice modules of ``model`` in module order (nested choices included)."""
-    return [m for m in modules_of(model) if isinstance(m, Choice)]
+    """All Choice modules of ``model`` in module order (nested choices included).
+
+    The walk does not enter the options of a choice that holds no other choice.
+    """
+    out: list[Choice] = []
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        if isinstance(module, Choice):
+            out.append(module)
+            if not module.holds_choices:
+                continue
+        stack.extend(child for child in reversed(module._modules.values()) if child is not None)
+    return out

@@ -87,3 +87,20 @@ def _option_of(param_name: str, net) -> tuple[str, str] | None:
         if getattr(module, "candidates", None) is not None and module_path.startswith(name + ".candidates."):
             return module.key, module_path[len(name) + len(".candidates."):].split(".")[0]
     return None
+
+
+def test_nested_choices_are_found_set_and_fixed():
+    from torch import nn
+
+    from tasknas.core import Choice
+
+    inner = Choice("inner", {"a": nn.Linear(3, 3), "b": nn.Sequential(nn.Linear(3, 3), nn.ReLU())})
+    outer = Choice("outer", {"plain": nn.Linear(3, 3), "nested": nn.Sequential(inner, nn.Linear(3, 3))})
+    net = nn.Sequential(nn.Linear(3, 3), outer)
+    assert outer.holds_choices and not inner.holds_choices
+    assert dict(space_of(net)) == {"inner": ("a", "b"), "outer": ("plain", "nested")}
+    x = torch.randn(2, 3)
+    for arch in ({"inner": "b", "outer": "nested"}, {"inner": "a", "outer": "plain"}):
+        set_arch(net, arch)
+        subnet = fix(net, arch)
+        assert is_fixed(subnet) and torch.equal(net(x), subnet(x))
