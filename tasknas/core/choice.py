@@ -10,7 +10,7 @@ wrapper changes nothing about the space.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from torch import nn
 
@@ -79,14 +79,8 @@ class Choice(nn.Module):
         return f"key={self.key!r}, options={list(self.options)}, active={self.active!r}"
 
 
-def modules_of(model: nn.Module, active_only: bool = False) -> list[nn.Module]:
-    """All modules of ``model`` in the order of ``model.modules()`` (each once).
-
-    With ``active_only``, a module choice contributes only its active option's subtree (all options
-    while none is active). A plain walk over ``_modules``: several times faster than ``named_modules()``,
-    which builds a name string for every module, on supernets with thousands of modules.
-    """
-    out: list[nn.Module] = []
+def _walk(model: nn.Module, children: Callable[[nn.Module], Iterable[nn.Module]]) -> Iterator[nn.Module]:
+    """Pre-order walk (the order of ``model.modules()``, each module once) into ``children(module)``."""
     seen: set[int] = set()
     stack = [model]
     while stack:
@@ -94,30 +88,36 @@ def modules_of(model: nn.Module, active_only: bool = False) -> list[nn.Module]:
         if id(module) in seen:
             continue
         seen.add(id(module))
-        out.append(module)
-        if active_only and isinstance(module, Choice) and module.candidates is not None and module.active is not None:
-            stack.append(module.candidates[str(module.active)])
-            continue
-        stack.extend(child for child in reversed(module._modules.values()) if child is not None)
-    return out
+        yield module
+        stack.extend(reversed([c for c in children(module) if c is not None]))
+
+
+def _all_children(module: nn.Module) -> Iterable[nn.Module]:
+    return module._modules.values()
+
+
+def _active_children(module: nn.Module) -> Iterable[nn.Module]:
+    if isinstance(module, Choice) and module.candidates is not None and module.active is not None:
+        return (module.candidates[str(module.active)],)
+    return module._modules.values()
+
+
+def _children_holding_choices(module: nn.Module) -> Iterable[nn.Module]:
+    if isinstance(module, Choice) and not module.holds_choices:
+        return ()
+    return module._modules.values()
+
+
+def modules_of(model: nn.Module, active_only: bool = False) -> list[nn.Module]:
+    """All modules of ``model`` in the order of ``model.modules()``; with ``active_only``, a module choice
+    contributes only its active option's subtree (all options while none is active)."""
+    return list(_walk(model, _active_children if active_only else _all_children))
 
 
 def choices_of(model: nn.Module) -> list[Choice]:
     """All Choice modules of ``model`` in module order (nested choices included).
 
-    The walk does not enter the options of a choice that holds no other choice.
+    The walk does not enter the options of a choice that holds no other choice, so it visits only a few
+    dozen modules of a supernet with thousands.
     """
-    out: list[Choice] = []
-    seen: set[int] = set()
-    stack = [model]
-    while stack:
-        module = stack.pop()
-        if id(module) in seen:
-            continue
-        seen.add(id(module))
-        if isinstance(module, Choice):
-            out.append(module)
-            if not module.holds_choices:
-                continue
-        stack.extend(child for child in reversed(module._modules.values()) if child is not None)
-    return out
+    return [m for m in _walk(model, _children_holding_choices) if isinstance(m, Choice)]

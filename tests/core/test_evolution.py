@@ -25,6 +25,19 @@ def cost(arch):
     return sum(FLOPS[o] for _, o in arch)
 
 
+def crash_at(n):
+    """A score function that is interrupted at its n-th call (like Ctrl-C or a killed job)."""
+    calls = []
+
+    def score(arch):
+        calls.append(arch)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return planted(arch)
+
+    return score
+
+
 def summary(result):
     return [(r.arch, r.score, r.generation, r.index, r.cost) for r in result.records], result.best
 
@@ -115,16 +128,8 @@ def test_interrupted_search_resumes_to_the_same_result(tmp_path):
     kwargs = dict(population=12, topk=4, mutations=4, crossovers=4, generations=3, seed=6)
     full = evolve(SPACE, planted, **kwargs)
     state = tmp_path / "s.json"
-    calls = []
-
-    def crashing(arch):
-        calls.append(arch)
-        if len(calls) == 17:
-            raise KeyboardInterrupt
-        return planted(arch)
-
     with pytest.raises(KeyboardInterrupt):
-        evolve(SPACE, crashing, state_path=state, **kwargs)
+        evolve(SPACE, crash_at(17), state_path=state, **kwargs)
     assert len((tmp_path / "s.records.jsonl").read_text().splitlines()) == 16
     resumed = evolve(SPACE, planted, state_path=state, resume=True, **kwargs)
     assert summary(resumed) == summary(full)
@@ -163,16 +168,8 @@ def test_a_torn_journal_line_is_dropped_and_the_search_resumes_to_the_same_resul
     kwargs = dict(population=8, topk=3, mutations=3, crossovers=3, generations=3, seed=8)
     full = evolve(SPACE, planted, **kwargs)
     state = tmp_path / "s.json"
-    calls = []
-
-    def crashing(arch):
-        calls.append(arch)
-        if len(calls) == 11:
-            raise KeyboardInterrupt
-        return planted(arch)
-
     with pytest.raises(KeyboardInterrupt):
-        evolve(SPACE, crashing, state_path=state, **kwargs)
+        evolve(SPACE, crash_at(11), state_path=state, **kwargs)
     journal = tmp_path / "s.records.jsonl"
     with open(journal, "a") as f:
         f.write('{"arch": ["k3", "k5"')  # a crash in the middle of a write
