@@ -1,2 +1,11 @@
-"""Detection plugin (MMDetection 3.x): searchable backbones and necks, the path-sampling hook, search and
-export entry points. Not implemented in this release."""
+"""Detection plugin (MMDetection 3.x): a searchable DetNAS backbone and the path-sampling hook.
+
+Load it from a config with ``custom_imports = dict(imports=['tasknas.plugins.detection'])``; importing
+this package registers ``SearchableShuffleNetBackbone`` in ``mmdet.registry.MODELS`` and
+``ArchSamplerHook`` in ``mmdet.registry.HOOKS`` and ``TrustedResumeRunner`` in ``mmdet.registry.RUNNERS``.
+"""
+from .backbone import SearchableShuffleNetBackbone
+from .hooks import ArchSamplerHook
+from .runner import TrustedResumeRunner
+
+__all__ = ["ArchSamplerHook", "SearchableShuffleNetBackbone", "TrustedResumeRunner"]

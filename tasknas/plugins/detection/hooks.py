@@ -1,0 +1,88 @@
+"""ArchSamplerHook: single-path one-shot supernet training inside the stock mmengine Runner.
+
+Before every training iteration it draws an arch — uniformly, or uniformly inside a FLOPs bin as SPOS
+does (``sampling='flops'``, bins from the supernet's own cost table at ``input_size``) — on rank 0,
+broadcasts it so every rank runs the same path, and activates it. Options off the path take no part in
+the forward pass, so they get no gradient and (with torch's optimizers, which skip parameters whose
+``grad`` is ``None``; mmengine zeroes grads with ``set_to_none``) no momentum and no weight decay. Under
+DDP, set ``find_unused_parameters=True``.
+
+The sampler's RNG state is stored in the Runner's checkpoints, so a resumed training draws the same
+archs as an uninterrupted one. Validation during supernet training runs one fixed arch drawn from the
+seed (with the supernet's shared BN statistics): a progress signal, not a search score.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ...core import FlopsBinnedSampler, broadcast_arch, build_cost_table, sample, set_arch, space_of
+
+SAMPLINGS = ("uniform", "flops")
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class ArchSamplerHook(Hook):
+    priority = "VERY_HIGH"
+
+    def __init__(self, sampling: str = "uniform", seed: int = 0, input_size: tuple[int, int] = (800, 1333),
+                 num_bins: int = 7, max_tries: int = 100):
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"ArchSamplerHook sampling {sampling!r} is not one of {list(SAMPLINGS)}")
+        if len(input_size) != 2 or any(int(s) < 32 for s in input_size):
+            raise ValueError(f"input_size must be (height, width) of at least 32 pixels, got {tuple(input_size)!r}")
+        self.sampling = sampling
+        self.seed = seed
+        self.input_size = tuple(int(s) for s in input_size)
+        self.num_bins = num_bins
+        self.max_tries = max_tries
+        self.rng = random.Random(seed)
+        self.sampler = None
+        self.space = None
+        self.current = None
+
+    def before_run(self, runner) -> None:
+        model = unwrap(runner.model)
+        self.space = space_of(model)
+        if not self.space:
+            raise ValueError("ArchSamplerHook: the model has no Choice modules (is the backbone searchable?)")
+        if self.sampling == "flops":
+            device = next(model.parameters()).device
+            table = build_cost_table(model, torch.zeros(1, 3, *self.input_size, device=device),
+                                     forward=lambda m, x: m.extract_feat(x))
+            self.sampler = FlopsBinnedSampler(self.space, table.macs, self.num_bins, self.max_tries)
+            lo, hi = table.range("macs")
+            runner.logger.info(f"ArchSamplerHook: FLOPs-binned sampling, {len(self.sampler.bins)} bins over "
+                               f"{self.sampler.bins[0][0] / 1e9:.3f}-{self.sampler.bins[-1][1] / 1e9:.3f} GMACs "
+                               f"(space spans {lo / 1e9:.3f}-{hi / 1e9:.3f}) at {self.input_size}")
+        else:
+            self.sampler = lambda rng: sample(self.space, rng)
+        self.val_arch = sample(self.space, random.Random(self.seed + 1))
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        is_src = not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
+            torch.distributed.get_rank() == 0
+        arch = self.sampler(self.rng) if is_src else None
+        self.current = set_arch(unwrap(runner.model), broadcast_arch(arch, self.space))
+
+    def before_val_epoch(self, runner) -> None:
+        set_arch(unwrap(runner.model), self.val_arch)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        version, internal, gauss = self.rng.getstate()
+        checkpoint.setdefault("meta", {})["tasknas_arch_sampler"] = {
+            "seed": self.seed, "rng": [version, list(internal), gauss]}
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved = checkpoint.get("meta", {}).get("tasknas_arch_sampler")
+        if saved is not None:
+            version, internal, gauss = saved["rng"]
+            self.rng.setstate((version, tuple(internal), gauss))
