@@ -1,7 +1,8 @@
-"""Command line: ``tasknas demo | spaces``."""
+"""Command line: ``tasknas demo | spaces | train | search``."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -22,7 +23,68 @@ def _demo(argv: list[str]) -> int:
     return main(argv)
 
 
-COMMANDS = {"demo": _demo, "spaces": _spaces}
+def _cfg_options(parser: argparse.ArgumentParser) -> None:
+    from mmengine.config import DictAction
+
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, metavar="KEY=VALUE",
+                        help="override config settings, e.g. train_dataloader.batch_size=4")
+
+
+def _train(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tasknas train", description="Train a supernet with the stock "
+                                     "mmengine Runner (one sampled path per iteration). Under torchrun it runs "
+                                     "distributed (NCCL on GPUs, gloo on CPU).")
+    parser.add_argument("config")
+    parser.add_argument("--work-dir", help="default: work_dirs/<config name>")
+    parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the work dir")
+    _cfg_options(parser)
+    args = parser.parse_args(argv)
+    from .plugins.detection.training import train
+
+    work = train(args.config, args.work_dir, args.resume, args.cfg_options)
+    print(f"supernet weights: {work / 'supernet.pth'}")
+    return 0
+
+
+def _search(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tasknas search", description="Evolutionary architecture search on a "
+                                     "trained supernet (DetNAS defaults), scored with the config's evaluator.")
+    parser.add_argument("config")
+    parser.add_argument("--checkpoint", required=True, help="supernet.pth written by `tasknas train`")
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--resume", action="store_true", help="continue the search state in the work dir")
+    parser.add_argument("--calib-images", type=int, default=64, help="training images for BN recalibration")
+    parser.add_argument("--split", default="val", choices=("val", "test"), help="the config's split to score on")
+    parser.add_argument("--macs-min", type=float, help="GMACs lower bound")
+    parser.add_argument("--macs-max", type=float, help="GMACs upper bound")
+    parser.add_argument("--params-min", type=float, help="M params lower bound")
+    parser.add_argument("--params-max", type=float, help="M params upper bound")
+    parser.add_argument("--backbone-only", action="store_true",
+                        help="constraints on the backbone's cost alone (to compare with papers)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="input size of the cost table (default: the config's test Resize)")
+    parser.add_argument("--population", type=int, default=50)
+    parser.add_argument("--topk", type=int, default=10)
+    parser.add_argument("--mutations", type=int, default=20)
+    parser.add_argument("--crossovers", type=int, default=20)
+    parser.add_argument("--mutation-prob", type=float, default=0.1)
+    parser.add_argument("--generations", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    _cfg_options(parser)
+    args = parser.parse_args(argv)
+    from .plugins.detection.search import Limits, search
+
+    result = search(args.config, args.checkpoint, args.work_dir, resume=args.resume, options=args.cfg_options,
+                    limits=Limits(args.macs_min, args.macs_max, args.params_min, args.params_max),
+                    backbone_only=args.backbone_only, input_size=args.input_size, calib_images=args.calib_images,
+                    split=args.split, population=args.population, topk=args.topk, mutations=args.mutations,
+                    crossovers=args.crossovers, mutation_prob=args.mutation_prob, generations=args.generations,
+                    seed=args.seed)
+    print(f"best arch (bbox mAP {result.best_score:.4f}): {args.work_dir}/best.arch.json")
+    return 0
+
+
+COMMANDS = {"demo": _demo, "spaces": _spaces, "train": _train, "search": _search}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,12 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: tasknas {" + ",".join(COMMANDS) + "} ...\n\n"
               "  demo    one-shot search on generated images (offline, a few minutes)\n"
-              "  spaces  list the built-in search spaces")
+              "  spaces  list the built-in search spaces\n"
+              "  train   train a supernet from an mmdet config (stock Runner, path sampling)\n"
+              "  search  evolutionary search on a trained supernet")
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
         print(f"tasknas: unknown command {argv[0]!r}; expected one of {sorted(COMMANDS)}", file=sys.stderr)
         return 2
-    return COMMANDS[argv[0]](argv[1:])
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        if os.environ.get("TASKNAS_DEBUG"):
+            raise
+        print(f"tasknas {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

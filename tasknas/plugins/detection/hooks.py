@@ -8,12 +8,15 @@ the forward pass, so they get no gradient and (with torch's optimizers, which sk
 DDP, set ``find_unused_parameters=True``.
 
 The sampler's RNG state is stored in the Runner's checkpoints, so a resumed training draws the same
-archs as an uninterrupted one. Validation during supernet training runs one fixed arch drawn from the
+archs as an uninterrupted one. When training ends, rank 0 writes ``<work_dir>/supernet.pth``: the model's
+tensors only (plus the space as plain data), the file ``tasknas search`` and ``tasknas export`` read with
+``weights_only=True``. Validation during supernet training runs one fixed arch drawn from the
 seed (with the supernet's shared BN statistics): a progress signal, not a search score.
 """
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import torch
 from mmdet.registry import HOOKS
@@ -21,12 +24,20 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ...core import FlopsBinnedSampler, broadcast_arch, build_cost_table, sample, set_arch, space_of
+from ...core.state import atomic_write
 
 SAMPLINGS = ("uniform", "flops")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if is_model_wrapper(model) else model
+
+
+def save_supernet(path: Path, model: torch.nn.Module, space) -> None:
+    """``{"state_dict": tensors, "meta": {"space": {key: options}}}``, atomically."""
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "meta": {"space": {k: list(v) for k, v in space.items()}}}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 @HOOKS.register_module()
@@ -75,6 +86,12 @@ class ArchSamplerHook(Hook):
 
     def before_val_epoch(self, runner) -> None:
         set_arch(unwrap(runner.model), self.val_arch)
+
+    def after_train(self, runner) -> None:
+        if runner.rank == 0:
+            path = Path(runner.work_dir) / "supernet.pth"
+            save_supernet(path, unwrap(runner.model), self.space)
+            runner.logger.info(f"ArchSamplerHook: supernet weights (plain tensors) saved to {path}")
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         version, internal, gauss = self.rng.getstate()

@@ -1,0 +1,206 @@
+"""Scoring detection candidates: the detector, its data, BN calibration, the config's own evaluator, costs.
+
+Everything is built from an mmdet config without a Runner (no logger, no work_dir side effects):
+
+* :func:`build_detector` — the config's model, with supernet weights read by ``weights_only=True``;
+* :func:`calibration_batches` — N training images through the *test* pipeline (deterministic: the same
+  images in the same order for every candidate and after a resume), never the evaluation split;
+* :class:`DetectionScorer` — activate → recalibrate BN → run the evaluation split → the config's own
+  evaluator (CocoMetric: ``bbox_mAP``). Each rank evaluates on its own (a sharded search gives every rank
+  different candidates), so the loaders are plain sequential ones and metrics are computed per process;
+* :func:`detector_cost_table` — FLOPs/params of the whole detector (or of the backbone alone) at the
+  config's input size: the searchable part from the core's lookup table, the fixed rest counted once.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from mmdet.registry import DATASETS, METRICS, MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from torch.utils.data import DataLoader, Subset
+
+from ...core import Arch, CostTable, build_cost_table, choices_of, count_flops, score_candidate, set_arch, space_of
+
+
+def load_config(config: str | os.PathLike | Config, options: dict | None = None) -> Config:
+    """The config at ``config`` (or a copy of a Config object) with ``options`` merged in."""
+    if isinstance(config, Config):
+        cfg = config.copy()
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"config {str(path)!r} does not exist")
+        cfg = Config.fromfile(str(path))
+    if options:
+        cfg.merge_from_dict(options)
+    init_default_scope(cfg.get("default_scope", "mmdet"))
+    return cfg
+
+
+def read_supernet_weights(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Plain tensors from ``checkpoint`` (``weights_only=True``): a state_dict, or ``{"state_dict": ...}``."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (torch raises UnpicklingError or RuntimeError subclasses)
+        raise ValueError(f"checkpoint {str(path)!r} cannot be read as plain tensors (weights_only=True): "
+                         f"{str(exc).splitlines()[0]}. Pass the supernet.pth that `tasknas train` writes, not "
+                         "a Runner training checkpoint (iter_*.pth / epoch_*.pth)") from None
+    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint {str(path)!r} holds no state_dict of tensors")
+    return state
+
+
+def build_detector(cfg: Config, checkpoint: str | os.PathLike | None = None,
+                   device: str | torch.device | None = None) -> torch.nn.Module:
+    """The config's detector, optionally with the supernet weights of ``checkpoint`` (all keys must match)."""
+    model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        state = read_supernet_weights(checkpoint)
+        own = model.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
+            raise ValueError(
+                f"checkpoint {str(checkpoint)!r} does not fit this config's supernet "
+                f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrongly shaped tensors; "
+                f"e.g. {(missing or unexpected or wrong)[:3]}): was it trained with another space or config?")
+        model.load_state_dict(state)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device)
+
+
+def _dataset(cfg_dataset: dict, pipeline: list | None = None):
+    cfg_dataset = dict(cfg_dataset)
+    if pipeline is not None:
+        cfg_dataset["pipeline"] = pipeline
+    where = f"dataset {cfg_dataset.get('ann_file')!r} under {cfg_dataset.get('data_root')!r}"
+    try:
+        dataset = DATASETS.build(cfg_dataset)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{where}: {exc}") from None
+    except ValueError as exc:
+        if "need at least one array" in str(exc):  # mmengine's error for an empty annotation file
+            raise ValueError(f"{where} holds no images") from None
+        raise
+    if len(dataset) == 0:
+        raise ValueError(f"{where} holds no images")
+    return dataset
+
+
+def calibration_batches(cfg: Config, num_images: int, batch_size: int = 8, seed: int = 0) -> list:
+    """``num_images`` training images (a seeded choice) through the test pipeline, as collated batches."""
+    if num_images < 1:
+        raise ValueError(f"calibration needs at least 1 image, got {num_images}")
+    test_pipeline = cfg.test_dataloader.dataset.get("pipeline", cfg.val_dataloader.dataset.get("pipeline"))
+    dataset = _dataset(cfg.train_dataloader.dataset, test_pipeline)
+    picks = sorted(random.Random(seed).sample(range(len(dataset)), min(num_images, len(dataset))))
+    loader = DataLoader(Subset(dataset, picks), batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
+    return list(loader)
+
+
+class DetectionScorer:
+    """``scorer(arch)`` → ``{"score": bbox mAP, other metrics...}`` for the supernet ``model``."""
+
+    def __init__(self, cfg: Config, model: torch.nn.Module, calibration: Sequence, split: str = "val",
+                 metric_key: str = "bbox_mAP"):
+        if split not in ("val", "test"):
+            raise ValueError(f"evaluation split must be 'val' or 'test', got {split!r}")
+        loader_cfg = cfg[f"{split}_dataloader"]
+        self.dataset = _dataset(loader_cfg.dataset)
+        self.loader = DataLoader(self.dataset, batch_size=loader_cfg.get("batch_size", 1), shuffle=False,
+                                 collate_fn=pseudo_collate)
+        evaluators = cfg[f"{split}_evaluator"]
+        self.metrics = [METRICS.build(c) for c in (evaluators if isinstance(evaluators, list) else [evaluators])]
+        for metric in self.metrics:
+            metric.dataset_meta = self.dataset.metainfo
+        self.model = model
+        self.calibration = calibration
+        self.metric_key = metric_key
+
+    def calibrate_forward(self, model: torch.nn.Module, batch) -> None:
+        data = model.data_preprocessor(batch, False)
+        model(**data, mode="tensor")
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        for batch in self.loader:
+            outputs = [o.to_dict() for o in model.test_step(batch)]  # what mmengine's Evaluator hands metrics
+            for metric in self.metrics:
+                metric.process(batch, outputs)
+        values: dict[str, float] = {}
+        for metric in self.metrics:
+            with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints its summary table
+                computed = metric.compute_metrics(metric.results)
+            metric.results.clear()
+            values.update({k: float(v) for k, v in computed.items() if isinstance(v, (int, float))})
+        return values
+
+    def __call__(self, arch: Arch) -> dict[str, float]:
+        values = score_candidate(self.model, arch, self.calibration, self.evaluate, forward=self.calibrate_forward)
+        if self.metric_key not in values:
+            raise ValueError(f"the evaluator gave no {self.metric_key!r}; it gave {sorted(values)}")
+        return {"score": values[self.metric_key], **values}
+
+
+def _dummy_sample(height: int, width: int) -> DetDataSample:
+    sample = DetDataSample()
+    sample.set_metainfo({"img_shape": (height, width), "ori_shape": (height, width), "pad_shape": (height, width),
+                         "batch_input_shape": (height, width), "scale_factor": (1.0, 1.0)})
+    return sample
+
+
+def detector_cost_table(model: torch.nn.Module, input_size: tuple[int, int], backbone_only: bool = False) -> CostTable:
+    """Per-option FLOPs/params at ``input_size`` (H, W): of the backbone alone, or of the whole detector
+    (searchable part from the lookup table; the head's FLOPs, which do not depend on the arch, counted once)."""
+    device = next(model.parameters()).device
+    x = torch.zeros(1, 3, *input_size, device=device)
+    if backbone_only:
+        return build_cost_table(model.backbone, x, forward=lambda m, inp: m(inp))
+    table = build_cost_table(model, x, forward=lambda m, inp: m.extract_feat(inp))
+    space = space_of(model)
+    probe = Arch((key, options[0]) for key, options in space.items())
+    previous = [(c, c.active) for c in choices_of(model)]
+    set_arch(model, probe)
+    training = model.training
+    model.eval()
+    try:
+        total = count_flops(_TensorMode(model, [_dummy_sample(*input_size)]), x)
+    finally:
+        model.train(training)
+        for choice, active in previous:
+            choice.active = active
+    table.base["flops"] += total - table.flops(probe)
+    return table
+
+
+class _TensorMode(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, samples: list):
+        super().__init__()
+        self.model, self.samples = model, samples
+
+    def forward(self, x):
+        return self.model(x, self.samples, mode="tensor")
+
+
+def input_size_of(cfg: Config) -> tuple[int, int]:
+    """(H, W) of the config's test-time Resize (mmdet scales are (W, H)); the input of the cost tables."""
+    for step in cfg.test_dataloader.dataset.get("pipeline", []):
+        if step.get("type") == "Resize" and "scale" in step:
+            w, h = step["scale"]
+            return int(h), int(w)
+    raise ValueError("cannot find a Resize with `scale` in the config's test pipeline; pass --input-size H W")
+
