@@ -12,7 +12,7 @@ setup(
     install_requires=["numpy"],
     extras_require={
         "mm": ["mmengine==0.10.7", "mmcv==2.1.0", "mmdet==3.3.0", "mmsegmentation==1.2.2", "ftfy", "regex",
-               "pycocotools", "timm", "matplotlib"],
+               "pycocotools", "timm", "matplotlib", "onnx", "onnxruntime"],
         "dev": ["pytest", "ruff"],
     },
     entry_points={"console_scripts": ["tasknas=tasknas.cli:main"]},

@@ -1,4 +1,4 @@
-"""Command line: ``tasknas demo | spaces | train | search``."""
+"""Command line: ``tasknas demo | spaces | train | search | export``."""
 from __future__ import annotations
 
 import argparse
@@ -84,7 +84,28 @@ def _search(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"demo": _demo, "spaces": _spaces, "train": _train, "search": _search}
+def _export(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tasknas export", description="Export a searched subnet: arch JSON, "
+                                     "fixed weights, a stock-mmdet config that trains/tests it, ONNX backbone.")
+    parser.add_argument("config")
+    parser.add_argument("--checkpoint", required=True, help="supernet.pth written by `tasknas train`")
+    parser.add_argument("--arch", required=True, help="arch JSON (best.arch.json of a search, or a published one)")
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--calib-images", type=int, default=64, help="recalibrate BN on this many training images")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="ONNX input size")
+    parser.add_argument("--no-onnx", action="store_true")
+    _cfg_options(parser)
+    args = parser.parse_args(argv)
+    from .plugins.detection.export import export
+
+    report = export(args.config, args.checkpoint, args.arch, args.work_dir, options=args.cfg_options,
+                    calib_images=args.calib_images, input_size=args.input_size, onnx=not args.no_onnx)
+    for key, value in report.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+COMMANDS = {"demo": _demo, "spaces": _spaces, "train": _train, "search": _search, "export": _export}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
               "  demo    one-shot search on generated images (offline, a few minutes)\n"
               "  spaces  list the built-in search spaces\n"
               "  train   train a supernet from an mmdet config (stock Runner, path sampling)\n"
-              "  search  evolutionary search on a trained supernet")
+              "  search  evolutionary search on a trained supernet\n"
+              "  export  the searched subnet: weights, config, ONNX")
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
         print(f"tasknas: unknown command {argv[0]!r}; expected one of {sorted(COMMANDS)}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """Search on a real supernet trained in the stock Runner, on generated data, with the config's CocoMetric."""
+import copy
 import json
 import shutil
 
@@ -82,7 +83,7 @@ def test_bad_inputs_get_one_clear_error(trained, tmp_path, shapes_root):
     (empty / "annotations" / "val.json").write_text(json.dumps(
         {"images": [], "annotations": [], "categories": json.loads(
             (shapes_root / "annotations" / "val.json").read_text())["categories"]}))
-    cfg_empty = cfg.copy()
+    cfg_empty = copy.deepcopy(cfg)
     cfg_empty.val_dataloader.dataset.data_root = str(empty)
     with pytest.raises(ValueError, match="holds no images"):
         search(cfg_empty, weights, tmp_path / "e", **SETTINGS)
@@ -90,7 +91,7 @@ def test_bad_inputs_get_one_clear_error(trained, tmp_path, shapes_root):
 
 def test_a_missing_dataset_names_the_path(trained, tmp_path):
     cfg, weights = trained
-    missing = cfg.copy()
+    missing = copy.deepcopy(cfg)
     missing.val_dataloader.dataset.data_root = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"dataset 'annotations/val.json' under '.*nowhere'"):
         search(missing, weights, tmp_path / "f", **SETTINGS)

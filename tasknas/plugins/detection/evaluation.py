@@ -14,6 +14,7 @@ Everything is built from an mmdet config without a Runner (no logger, no work_di
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import random
@@ -34,7 +35,7 @@ from ...core import Arch, CostTable, build_cost_table, choices_of, count_flops, 
 def load_config(config: str | os.PathLike | Config, options: dict | None = None) -> Config:
     """The config at ``config`` (or a copy of a Config object) with ``options`` merged in."""
     if isinstance(config, Config):
-        cfg = config.copy()
+        cfg = copy.deepcopy(config)  # Config.copy() is shallow: never mutate the caller's config
     else:
         path = Path(config)
         if not path.is_file():
