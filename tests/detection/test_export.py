@@ -11,7 +11,6 @@ from tasknas.core import load_arch, recalibrate_bn, sample, set_arch, space_of
 from tasknas.plugins.detection import evaluation
 from tasknas.plugins.detection.export import export
 from tests.detection.conftest import CONFIGS
-from tests.detection.test_search import trained  # noqa: F401  (fixture)
 
 
 def test_exported_subnet_reloads_with_the_supernets_outputs_and_trains_with_the_stock_runner(trained, tmp_path):

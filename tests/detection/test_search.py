@@ -9,18 +9,9 @@ import torch
 from tasknas.core import load_arch, space_of
 from tasknas.plugins.detection import evaluation
 from tasknas.plugins.detection.search import Limits, search
-from tasknas.plugins.detection.training import train
-from tests.detection.conftest import CONFIGS, SHAPES_CONFIG, tiny_config
+from tests.detection.conftest import CONFIGS, tiny_config
 
 SETTINGS = dict(population=4, topk=2, mutations=1, crossovers=1, generations=2, calib_images=4, progress=False)
-
-
-@pytest.fixture(scope="module")
-def trained(shapes_root, tmp_path_factory):
-    work = tmp_path_factory.mktemp("supernet")
-    cfg = tiny_config(SHAPES_CONFIG, shapes_root, work, iters=4)
-    train(cfg, work)
-    return cfg, work / "supernet.pth"
 
 
 def test_training_writes_plain_tensor_supernet_weights(trained):

@@ -55,7 +55,8 @@ def export(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, ar
     report = {"arch": str(work / "arch.json"), "weights": str(work / "subnet.pth"), "config": str(config_path)}
     if onnx:
         size = tuple(input_size) if input_size else input_size_of(cfg)
-        report["onnx"], report["onnx_max_abs_diff"] = export_backbone_onnx(subnet.backbone, size, work / "backbone.onnx")
+        path, diff = export_backbone_onnx(subnet.backbone, size, work / "backbone.onnx")
+        report["onnx"], report["onnx_max_abs_diff"] = path, diff
     atomic_write_text(work / "export.json", json.dumps(report, indent=1) + "\n")
     return report
 
