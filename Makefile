@@ -14,8 +14,10 @@ $(STAMP): scripts/install.sh requirements/constraints.txt requirements/stack.txt
 
 install: $(STAMP)
 
+# DEMO=detnas (default): DetNAS backbone search inside MMDetection; DEMO=core: the core alone.
+DEMO ?= detnas
 demo: $(STAMP)
-	$(PY) -m tasknas.cli demo $(ARGS)
+	$(PY) -m tasknas.cli demo $(DEMO) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests $(ARGS)

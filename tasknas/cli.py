@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def _spaces(argv: list[str]) -> int:
@@ -18,9 +19,30 @@ def _spaces(argv: list[str]) -> int:
 
 
 def _demo(argv: list[str]) -> int:
-    from .demo import main
+    if argv and argv[0] == "core":
+        from .demo import main
 
-    return main(argv)
+        return main(argv[1:])
+    parser = argparse.ArgumentParser(prog="tasknas demo", description="The embedded demos, offline on generated "
+                                     "data. detnas (default): DetNAS backbone search inside MMDetection — supernet "
+                                     "training, search, export (~10 min on 2 cores). core: the core alone on a "
+                                     "classification task (`tasknas demo core --help`).")
+    parser.add_argument("job", nargs="?", default="detnas", choices=("detnas", "core"))
+    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
+    parser.add_argument("--iterations", type=int, default=1000, help="supernet training iterations")
+    parser.add_argument("--population", type=int, default=10)
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name in ("iterations", "population", "generations"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.population < 4:
+        parser.error(f"--population must be >= 4, got {args.population}")
+    from .plugins.detection.demo import run
+
+    run(args.out / "detnas", args.iterations, args.population, args.generations, args.seed)
+    return 0
 
 
 def _cfg_options(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: tasknas {" + ",".join(COMMANDS) + "} ...\n\n"
-              "  demo    one-shot search on generated images (offline, a few minutes)\n"
+              "  demo    the embedded demo (DetNAS search in MMDetection on generated data; `demo core`: the core\n"
+              "          alone on a classification task)\n"
               "  spaces  list the built-in search spaces\n"
               "  train   train a supernet from an mmdet config (stock Runner, path sampling)\n"
               "  search  evolutionary search on a trained supernet\n"

@@ -29,6 +29,7 @@ from .core import (
     FlopsBinnedSampler,
     ProgressBar,
     build_cost_table,
+    create_space,
     evolve,
     fix,
     sample,
@@ -75,14 +76,8 @@ def make_shapes(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def build_supernet(num_classes: int = len(CLASSES)) -> ShuffleNetSupernet:
-    """The DetNAS small layout at half depth (2/2/4/2 = 10 choice blocks) and narrower widths, for CPU.
-
-    (At the full 20 blocks, uniform path sampling needs far more iterations than a few CPU minutes
-    allow before the loss leaves chance level on this data: measured ~chance after 500 iterations,
-    while 10 blocks reach loss ~1.0 after 900.)
-    """
-    return ShuffleNetSupernet(stem_channels=16, widths=(32, 64, 128, 256), repeats=(2, 2, 4, 2),
-                              num_classes=num_classes, last_channels=256)
+    """The ``detnas_shufflenet_demo`` space: the DetNAS small layout at half depth (2/2/4/2), narrower."""
+    return create_space("detnas_shufflenet_demo", num_classes=num_classes)
 
 
 def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int):
@@ -204,8 +199,9 @@ def run(out_dir: Path, iterations: int, generations: int, population: int, seed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tasknas demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
+    parser = argparse.ArgumentParser(prog="tasknas demo core", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("demo_out/core"),
+                        help="output folder (default: demo_out/core)")
     parser.add_argument("--iterations", type=int, default=1200, help="supernet training iterations (default: 1200)")
     parser.add_argument("--generations", type=int, default=6, help="evolution generations (default: 6)")
     parser.add_argument("--population", type=int, default=20, help="evolution population (default: 20)")

@@ -55,6 +55,6 @@ def test_cli_lists_spaces_and_rejects_unknown_commands():
     assert ok.returncode == 0 and "detnas_shufflenet_small" in ok.stdout and "detnas_shufflenet_large" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "tasknas.cli", "serach"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown command 'serach'" in bad.stderr
-    bad = subprocess.run([sys.executable, "-m", "tasknas.cli", "demo", "--population", "2"], capture_output=True,
-                         text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-m", "tasknas.cli", "demo", "core", "--population", "2"],
+                         capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--population must be >= 4, got 2" in bad.stderr

@@ -8,7 +8,8 @@ image_size = (128, 128)
 
 model = dict(
     data_preprocessor=dict(pad_size_divisor=32),
-    bbox_head=dict(num_classes=4),
+    neck=dict(out_channels=64),  # a CPU-sized neck and head; the backbone is the full DetNAS small space
+    bbox_head=dict(num_classes=4, in_channels=64, feat_channels=64, stacked_convs=2),
     test_cfg=dict(score_thr=0.01))  # a briefly trained detector scores low; 0.05 would drop everything
 
 train_pipeline = [
@@ -41,6 +42,7 @@ param_scheduler = [
 optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10.0))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(by_epoch=False, interval=600))
 log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
 custom_hooks = [dict(type='ArchSamplerHook', sampling='flops', seed=0, input_size=image_size)]
 
 # CPU: plain BN; under torchrun the gloo process group is set up by `tasknas train` before the Runner.

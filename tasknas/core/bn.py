@@ -42,11 +42,13 @@ def batchnorms(model: nn.Module, active_only: bool = False) -> list[_BatchNorm]:
 
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches: Iterable[Any], forward: Forward | None = None,
-                   max_batches: int | None = None) -> int:
+                   max_batches: int | None = None, sync: bool = True) -> int:
     """Re-estimate the running statistics of the BNs on ``model``'s active path from ``batches``.
 
     ``forward(model, batch)`` runs one batch (default ``model(batch)``). Returns the number of batches
     used on this rank. Raises ``ValueError`` if ``batches`` yields nothing (statistics unchanged).
+    ``sync=False`` keeps the statistics of this process only — for a search whose ranks score different
+    candidates, each on the whole calibration set (the all-reduce is collective: every rank must call it).
     """
     forward = forward or _default_forward
     bns = batchnorms(model, active_only=True)
@@ -78,7 +80,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Any], forward: Forward | 
     if used == 0:
         raise ValueError("recalibrate_bn got no calibration batches (empty data loader?)")
     dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         _all_reduce_stats(batchnorms(model), reached)
     return used
 

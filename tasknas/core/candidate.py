@@ -18,13 +18,13 @@ from .choice import modules_of
 
 def score_candidate(model: nn.Module, arch: Mapping[str, Option] | Arch, calibration: Iterable[Any],
                     evaluate: Callable[[nn.Module], Any], forward: Forward | None = None,
-                    max_batches: int | None = None) -> Any:
+                    max_batches: int | None = None, sync_bn: bool = True) -> Any:
     """``set_arch`` → ``recalibrate_bn(calibration)`` → ``evaluate(model)`` in eval mode; returns its value.
 
-    The model's train/eval flags are restored afterwards.
+    The model's train/eval flags are restored afterwards. ``sync_bn`` as ``recalibrate_bn``'s ``sync``.
     """
     set_arch(model, arch)
-    recalibrate_bn(model, calibration, forward=forward, max_batches=max_batches)
+    recalibrate_bn(model, calibration, forward=forward, max_batches=max_batches, sync=sync_bn)
     modules = modules_of(model)
     flags = [m.training for m in modules]
     for m in modules:  # what model.eval() does, without a Python call per module

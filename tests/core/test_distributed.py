@@ -38,6 +38,8 @@ def _worker(rank, world, init_file, out_dir):
         recalibrate_bn(bn_net, _calibration(rank))
         bn = bn_net.pick.candidates["a"]
         out["bn"] = [bn.running_mean.tolist(), bn.running_var.tolist(), int(bn.num_batches_tracked)]
+        recalibrate_bn(bn_net, _calibration(rank), sync=False)  # this rank's batches only
+        out["bn_local"] = [bn.running_mean.tolist(), int(bn.num_batches_tracked)]
         # 3. sharded evolution
         calls = []
         result = evolve(SPACE, lambda a: calls.append(a) or planted(a), **EVOLVE)
@@ -63,6 +65,10 @@ def test_two_gloo_ranks_share_archs_bn_statistics_and_search_results(tmp_path):
         torch.testing.assert_close(torch.tensor(r["bn"][0]), mean, rtol=0, atol=1e-5)
         torch.testing.assert_close(torch.tensor(r["bn"][1]), var, rtol=0, atol=1e-4)
         assert r["bn"][2] == 5
+    for rank, r in enumerate((r0, r1)):
+        local = torch.stack([b.mean((0, 2, 3)) for b in _calibration(rank)]).mean(0)
+        torch.testing.assert_close(torch.tensor(r["bn_local"][0]), local, rtol=0, atol=1e-5)
+        assert r["bn_local"][1] == 2 + rank
     # sharded search = single-process search, each rank scoring about half of the candidates
     single = evolve(SPACE, planted, **EVOLVE)
     expected = [[list(map(list, r.arch)), r.score, r.index] for r in single.records]

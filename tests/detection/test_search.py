@@ -86,3 +86,14 @@ def test_a_missing_dataset_names_the_path(trained, tmp_path):
     missing.val_dataloader.dataset.data_root = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"dataset 'annotations/val.json' under '.*nowhere'"):
         search(missing, weights, tmp_path / "f", **SETTINGS)
+
+
+def test_the_detection_demo_runs_end_to_end(tmp_path, capsys):
+    from tasknas.plugins.detection.demo import run
+
+    summary = run(tmp_path, iterations=4, population=4, generations=1, images=(16, 8, 8))
+    out = capsys.readouterr().out
+    assert "found arch" in out and "random arch" in out and "exported the best subnet" in out
+    assert summary["candidates"] == 4 and 0.0 <= summary["best_test_map"] <= 1.0
+    assert (tmp_path / "export" / "backbone.onnx").exists() and (tmp_path / "search" / "pareto.png").exists()
+    assert "Config:" not in out  # the Runner's config dump is silenced in the demo

@@ -164,3 +164,11 @@ def detnas_shufflenet_small(num_classes: int = 0, in_channels: int = 3) -> Shuff
 def detnas_shufflenet_large(num_classes: int = 0, in_channels: int = 3) -> ShuffleNetSupernet:
     """DetNAS 1.3G-class space: 40 blocks (8/8/16/8), stem 48, widths 96/240/480/960."""
     return ShuffleNetSupernet(48, (96, 240, 480, 960), (8, 8, 16, 8), num_classes, in_channels)
+
+
+@register_space
+def detnas_shufflenet_demo(num_classes: int = 0, in_channels: int = 3) -> ShuffleNetSupernet:
+    """CPU demo variant (not from the paper): the small layout at half depth (2/2/4/2 = 10 blocks), stem 16,
+    widths 32/64/128/256. At the full 20 blocks, uniform path sampling needs far more iterations than a few
+    CPU minutes allow before the loss leaves chance level (measured on the demo's shapes data)."""
+    return ShuffleNetSupernet(16, (32, 64, 128, 256), (2, 2, 4, 2), num_classes, in_channels, last_channels=256)

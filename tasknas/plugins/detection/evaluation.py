@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 import os
 import random
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from mmdet.registry import DATASETS, METRICS, MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader, Subset
 
@@ -84,13 +86,27 @@ def build_detector(cfg: Config, checkpoint: str | os.PathLike | None = None,
     return model.to(device)
 
 
+@contextlib.contextmanager
+def quiet():
+    """Silence what pycocotools prints and mmengine's INFO log lines (one set per candidate otherwise)."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _dataset(cfg_dataset: dict, pipeline: list | None = None):
     cfg_dataset = dict(cfg_dataset)
     if pipeline is not None:
         cfg_dataset["pipeline"] = pipeline
     where = f"dataset {cfg_dataset.get('ann_file')!r} under {cfg_dataset.get('data_root')!r}"
     try:
-        dataset = DATASETS.build(cfg_dataset)
+        with quiet():
+            dataset = DATASETS.build(cfg_dataset)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{where}: {exc}") from None
     except ValueError as exc:
@@ -144,14 +160,16 @@ class DetectionScorer:
                 metric.process(batch, outputs)
         values: dict[str, float] = {}
         for metric in self.metrics:
-            with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints its summary table
+            with quiet():  # COCOeval prints its summary table
                 computed = metric.compute_metrics(metric.results)
             metric.results.clear()
             values.update({k: float(v) for k, v in computed.items() if isinstance(v, (int, float))})
         return values
 
     def __call__(self, arch: Arch) -> dict[str, float]:
-        values = score_candidate(self.model, arch, self.calibration, self.evaluate, forward=self.calibrate_forward)
+        # Local BN statistics: in a sharded search every rank scores its own candidate on all calibration images.
+        values = score_candidate(self.model, arch, self.calibration, self.evaluate, forward=self.calibrate_forward,
+                                 sync_bn=False)
         if self.metric_key not in values:
             raise ValueError(f"the evaluator gave no {self.metric_key!r}; it gave {sorted(values)}")
         return {"score": values[self.metric_key], **values}

@@ -1,0 +1,40 @@
+"""Run by test_distributed.py under `torchrun --nproc_per_node=2` (gloo, CPU): supernet training, then a search."""
+import json
+import sys
+from pathlib import Path
+
+import torch
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+
+from tasknas.core import choices_of
+from tasknas.plugins.detection.hooks import unwrap
+from tasknas.plugins.detection.search import search
+from tasknas.plugins.detection.training import train
+from tests.detection.conftest import SHAPES_CONFIG, tiny_config
+
+SEARCH = dict(population=4, topk=2, mutations=1, crossovers=1, generations=2, calib_images=4, progress=False)
+RECORDED: list[dict] = []  # the arch of every training iteration on this rank
+
+
+@HOOKS.register_module()
+class ArchRecorder(Hook):
+    priority = "LOW"  # after ArchSamplerHook has activated the iteration's arch
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        RECORDED.append({c.key: c.active for c in choices_of(unwrap(runner.model))})
+
+
+def main(data_root: Path, work: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = tiny_config(SHAPES_CONFIG, data_root, work / "train", iters=3)
+    cfg.custom_hooks.append(dict(type="ArchRecorder"))
+    train(cfg, work / "train")  # initialises gloo from torchrun's environment
+    result = search(cfg, work / "train" / "supernet.pth", work / "search", **SEARCH)
+    out = {"world": torch.distributed.get_world_size(), "archs": RECORDED,
+           "records": [[r.arch.as_dict(), r.score] for r in result.records]}
+    (work / f"rank{torch.distributed.get_rank()}.json").write_text(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
