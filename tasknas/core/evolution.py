@@ -333,6 +333,8 @@ def evolve(space: Mapping[str, Sequence[Option]], score: Callable[[Arch], float 
     elif store is not None and store.exists():
         raise FileExistsError(f"search state {str(store.path)!r} already exists; pass resume=True to continue it "
                               "or choose another path")
+    if world > 1:
+        torch.distributed.barrier()  # every rank has read (or checked) the state before rank 0 writes it
     if store is not None and rank != 0:
         store = None  # only rank 0 writes
     try:

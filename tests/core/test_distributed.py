@@ -42,7 +42,7 @@ def _worker(rank, world, init_file, out_dir):
         out["bn_local"] = [bn.running_mean.tolist(), int(bn.num_batches_tracked)]
         # 3. sharded evolution
         calls = []
-        result = evolve(SPACE, lambda a: calls.append(a) or planted(a), **EVOLVE)
+        result = evolve(SPACE, lambda a: calls.append(a) or planted(a), state_path=f"{out_dir}/state.json", **EVOLVE)
         out["records"] = [[list(map(list, r.arch)), r.score, r.index] for r in result.records]
         out["calls"] = len(calls)
         with open(f"{out_dir}/rank{rank}.json", "w") as f:
@@ -74,3 +74,5 @@ def test_two_gloo_ranks_share_archs_bn_statistics_and_search_results(tmp_path):
     expected = [[list(map(list, r.arch)), r.score, r.index] for r in single.records]
     assert r0["records"] == r1["records"] == expected
     assert r0["calls"] + r1["calls"] == len(expected) and abs(r0["calls"] - r1["calls"]) <= 3
+    # one state on disk (rank 0's), holding every candidate of both ranks
+    assert len((tmp_path / "state.records.jsonl").read_text().splitlines()) == len(expected)

@@ -88,10 +88,12 @@ class ArchSamplerHook(Hook):
         set_arch(unwrap(runner.model), self.val_arch)
 
     def after_train(self, runner) -> None:
+        path = Path(runner.work_dir) / "supernet.pth"
         if runner.rank == 0:
-            path = Path(runner.work_dir) / "supernet.pth"
             save_supernet(path, unwrap(runner.model), self.space)
             runner.logger.info(f"ArchSamplerHook: supernet weights (plain tensors) saved to {path}")
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # no rank goes on (e.g. to a search) before the file is complete
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         version, internal, gauss = self.rng.getstate()
