@@ -31,7 +31,7 @@ def _demo(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--iterations", type=int, default=1000, help="supernet training iterations")
     parser.add_argument("--population", type=int, default=10)
-    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--generations", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for name in ("iterations", "population", "generations"):
@@ -76,7 +76,9 @@ def _search(argv: list[str]) -> int:
     parser.add_argument("--work-dir", required=True)
     parser.add_argument("--resume", action="store_true", help="continue the search state in the work dir")
     parser.add_argument("--calib-images", type=int, default=64, help="training images for BN recalibration")
-    parser.add_argument("--split", default="val", choices=("val", "test"), help="the config's split to score on")
+    parser.add_argument("--split", default="val", choices=("val", "test", "heldout"),
+                        help="the split to score on: the config's val/test split, or the held-out part of its "
+                             "train set (train dataset wrapped in HeldOutSplit, as DetNAS)")
     parser.add_argument("--macs-min", type=float, help="GMACs lower bound")
     parser.add_argument("--macs-max", type=float, help="GMACs upper bound")
     parser.add_argument("--params-min", type=float, help="M params lower bound")

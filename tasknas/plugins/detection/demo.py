@@ -79,8 +79,8 @@ class TrainProgressHook(Hook):
         self.bar.update(runner.iter + 1, f"loss {self.loss:.3f}")
 
 
-def run(out: Path, iterations: int = 500, population: int = 10, generations: int = 4, seed: int = 0,
-        images: tuple[int, int, int] = (400, 60, 60)) -> dict:
+def run(out: Path, iterations: int = 1000, population: int = 10, generations: int = 5, seed: int = 0,
+        images: tuple[int, int, int] = (400, 150, 150)) -> dict:
     start = time.monotonic()
     say = lambda msg: print(f"[demo] {msg}", flush=True)  # noqa: E731
     data = out / "data"

@@ -32,6 +32,7 @@ from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader, Subset
 
 from ...core import Arch, CostTable, build_cost_table, choices_of, count_flops, score_candidate, set_arch, space_of
+from .split import write_split_annotations
 
 
 def load_config(config: str | os.PathLike | Config, options: dict | None = None) -> Config:
@@ -100,10 +101,11 @@ def quiet():
 
 
 def _dataset(cfg_dataset: dict, pipeline: list | None = None):
-    cfg_dataset = dict(cfg_dataset)
+    cfg_dataset = copy.deepcopy(dict(cfg_dataset))
+    inner = cfg_dataset["dataset"] if cfg_dataset.get("type") == "HeldOutSplit" else cfg_dataset
     if pipeline is not None:
-        cfg_dataset["pipeline"] = pipeline
-    where = f"dataset {cfg_dataset.get('ann_file')!r} under {cfg_dataset.get('data_root')!r}"
+        inner["pipeline"] = pipeline
+    where = f"dataset {inner.get('ann_file')!r} under {inner.get('data_root')!r}"
     try:
         with quiet():
             dataset = DATASETS.build(cfg_dataset)
@@ -118,30 +120,58 @@ def _dataset(cfg_dataset: dict, pipeline: list | None = None):
     return dataset
 
 
+def _test_pipeline(cfg: Config) -> list:
+    return cfg.test_dataloader.dataset.get("pipeline", cfg.val_dataloader.dataset.get("pipeline"))
+
+
 def calibration_batches(cfg: Config, num_images: int, batch_size: int = 8, seed: int = 0) -> list:
-    """``num_images`` training images (a seeded choice) through the test pipeline, as collated batches."""
+    """``num_images`` training images (a seeded choice) through the test pipeline, as collated batches.
+
+    With a ``HeldOutSplit`` train dataset they come from its training part, never from the held-out one.
+    """
     if num_images < 1:
         raise ValueError(f"calibration needs at least 1 image, got {num_images}")
-    test_pipeline = cfg.test_dataloader.dataset.get("pipeline", cfg.val_dataloader.dataset.get("pipeline"))
-    dataset = _dataset(cfg.train_dataloader.dataset, test_pipeline)
+    dataset = _dataset(cfg.train_dataloader.dataset, _test_pipeline(cfg))
     picks = sorted(random.Random(seed).sample(range(len(dataset)), min(num_images, len(dataset))))
     loader = DataLoader(Subset(dataset, picks), batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
     return list(loader)
+
+
+SPLITS = ("val", "test", "heldout")
+
+
+def _as_list(evaluators) -> list:
+    return list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
 
 
 class DetectionScorer:
     """``scorer(arch)`` → ``{"score": bbox mAP, other metrics...}`` for the supernet ``model``."""
 
     def __init__(self, cfg: Config, model: torch.nn.Module, calibration: Sequence, split: str = "val",
-                 metric_key: str = "bbox_mAP"):
-        if split not in ("val", "test"):
-            raise ValueError(f"evaluation split must be 'val' or 'test', got {split!r}")
-        loader_cfg = cfg[f"{split}_dataloader"]
-        self.dataset = _dataset(loader_cfg.dataset)
-        self.loader = DataLoader(self.dataset, batch_size=loader_cfg.get("batch_size", 1), shuffle=False,
-                                 collate_fn=pseudo_collate)
-        evaluators = cfg[f"{split}_evaluator"]
-        self.metrics = [METRICS.build(c) for c in (evaluators if isinstance(evaluators, list) else [evaluators])]
+                 metric_key: str = "bbox_mAP", work_dir: str | os.PathLike | None = None):
+        if split not in SPLITS:
+            raise ValueError(f"evaluation split must be one of {list(SPLITS)}, got {split!r}")
+        if split == "heldout":
+            train = cfg.train_dataloader.dataset
+            if train.get("type") != "HeldOutSplit":
+                raise ValueError("--split heldout needs the config's train dataset wrapped in "
+                                 "dict(type='HeldOutSplit', dataset=..., part='train', held_out=N), so the "
+                                 f"supernet never trains on the held-out images; it is {train.get('type')!r}")
+            if work_dir is None:
+                raise ValueError("the held-out split needs a work_dir for its annotation file")
+            self.dataset = _dataset(dict(train, part="heldout"), _test_pipeline(cfg))
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            name = "heldout_annotations.json" if rank == 0 else f"heldout_annotations.rank{rank}.json"
+            ann_file = write_split_annotations(self.dataset, Path(work_dir) / name)
+            evaluators = [dict(c, ann_file=str(ann_file)) for c in _as_list(cfg.val_evaluator)]
+            batch_size = cfg.val_dataloader.get("batch_size", 1)
+        else:
+            loader_cfg = cfg[f"{split}_dataloader"]
+            self.dataset = _dataset(loader_cfg.dataset)
+            evaluators = _as_list(cfg[f"{split}_evaluator"])
+            batch_size = loader_cfg.get("batch_size", 1)
+        self.loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
+        self.metrics = [METRICS.build(c) for c in evaluators]
         for metric in self.metrics:
             metric.dataset_meta = self.dataset.metainfo
         self.model = model

@@ -71,9 +71,10 @@ def search(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, wo
                                                         for v in (limits.params_min, limits.params_max))))
     for c in constraints:
         c.check_feasible()  # before the (slow) data loading
-    scorer = DetectionScorer(cfg, model, calibration_batches(cfg, calib_images, seed=seed), split)
+    work.mkdir(parents=True, exist_ok=True)
+    scorer = DetectionScorer(cfg, model, calibration_batches(cfg, calib_images, seed=seed), split,
+                             work_dir=work)
     if _rank() == 0:
-        work.mkdir(parents=True, exist_ok=True)
         table.save(work / "cost_table.json")
     bar = ProgressBar(population * generations, "search") if progress and _rank() == 0 else None
 
