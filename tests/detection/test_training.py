@@ -93,3 +93,16 @@ def test_hook_rejects_bad_settings_and_non_searchable_models():
         ArchSamplerHook(sampling="random")
     with pytest.raises(ValueError, match=r"input_size must be \(height, width\)"):
         ArchSamplerHook(input_size=(8, 8))
+
+
+def test_an_unknown_space_in_a_config_is_named(shapes_root, tmp_path):
+    from tasknas.plugins.detection.evaluation import build_detector
+
+    cfg = tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path)
+    cfg.model.backbone.space = "detnas_shufflenet_medium"
+    with pytest.raises(ValueError, match=r"unknown search space 'detnas_shufflenet_medium'; known spaces: \["):
+        build_detector(cfg, None, "cpu")
+    cfg.model.backbone.space = "detnas_shufflenet_small"
+    cfg.model.backbone.out_indices = (1, 4)
+    with pytest.raises(ValueError, match=r"out_indices \(1, 4\) must be a non-empty subset of 0..3"):
+        build_detector(cfg, None, "cpu")
