@@ -83,6 +83,8 @@ def _search(argv: list[str]) -> int:
     parser.add_argument("--macs-max", type=float, help="GMACs upper bound")
     parser.add_argument("--params-min", type=float, help="M params lower bound")
     parser.add_argument("--params-max", type=float, help="M params upper bound")
+    parser.add_argument("--latency-max", type=float,
+                        help="ms upper bound at batch 1, from a latency table measured once on this device")
     parser.add_argument("--backbone-only", action="store_true",
                         help="constraints on the backbone's cost alone (to compare with papers)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
@@ -99,7 +101,7 @@ def _search(argv: list[str]) -> int:
     from .plugins.detection.search import Limits, search
 
     result = search(args.config, args.checkpoint, args.work_dir, resume=args.resume, options=args.cfg_options,
-                    limits=Limits(args.macs_min, args.macs_max, args.params_min, args.params_max),
+                    limits=Limits(args.macs_min, args.macs_max, args.params_min, args.params_max, args.latency_max),
                     backbone_only=args.backbone_only, input_size=args.input_size, calib_images=args.calib_images,
                     split=args.split, population=args.population, topk=args.topk, mutations=args.mutations,
                     crossovers=args.crossovers, mutation_prob=args.mutation_prob, generations=args.generations,

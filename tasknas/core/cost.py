@@ -174,11 +174,16 @@ def _shapes(obj: Any) -> Any:
     return obj
 
 
-def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+def median_seconds(fn: Callable[[], Any], repeats: int, cuda: bool = False) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up (CUDA work waited for)."""
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    fn()
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -218,6 +223,7 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
                 raise ValueError(f"choice {choice.key!r} receives inputs whose shape depends on other choices; "
                                  "its cost is not additive and a lookup table cannot represent it")
         total_flops = count_flops(_ForwardWrapper(model, forward), inputs)
+        cuda = any(p.is_cuda for p in model.parameters())
         flops = {k: {o: 0.0 for o in opts} for k, opts in space.items()}
         params = {k: {o: 0.0 for o in opts} for k, opts in space.items()}
         lat = {k: {o: 0.0 for o in opts} for k, opts in space.items()} if latency else None
@@ -231,14 +237,15 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
                 if lat is not None:
                     with torch.no_grad():
                         lat[choice.key][option] += sum(
-                            _median_seconds(lambda: module(*a, **kw), latency_repeats) for a, kw in calls[id(choice)])
+                            median_seconds(lambda: module(*a, **kw), latency_repeats, cuda)
+                            for a, kw in calls[id(choice)])
         base_flops = total_flops - sum(flops[k][o] for k, o in first)
         base_params = sum(p.numel() for p in model.parameters() if id(p) not in in_choices)
         base = {"flops": float(base_flops), "params": float(base_params)}
         options = {"flops": flops, "params": params}
         if lat is not None:
             with torch.no_grad():
-                total_lat = _median_seconds(lambda: forward(model, inputs), latency_repeats)
+                total_lat = median_seconds(lambda: forward(model, inputs), latency_repeats, cuda)
             base["latency"] = max(0.0, total_lat - sum(lat[k][o] for k, o in first))
             options["latency"] = lat
     finally:

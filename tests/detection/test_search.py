@@ -97,3 +97,12 @@ def test_the_detection_demo_runs_end_to_end(tmp_path, capsys):
     assert summary["candidates"] == 4 and 0.0 <= summary["best_test_map"] <= 1.0
     assert (tmp_path / "export" / "backbone.onnx").exists() and (tmp_path / "search" / "pareto.png").exists()
     assert "Config:" not in out  # the Runner's config dump is silenced in the demo
+
+
+def test_a_latency_budget_uses_a_table_measured_on_this_device(trained, tmp_path):
+    cfg, weights = trained
+    result = search(cfg, weights, tmp_path / "ok", limits=Limits(latency_max=1e4), **SETTINGS)
+    table = json.loads((tmp_path / "ok" / "cost_table.json").read_text())
+    assert "latency" in table["options"] and table["base"]["latency"] > 0 and len(result.records) == 8
+    with pytest.raises(ValueError, match=r"constraint latency in \[-inf, 1e-09\] cannot be met"):
+        search(cfg, weights, tmp_path / "tight", limits=Limits(latency_max=1e-6), **SETTINGS)

@@ -32,6 +32,7 @@ from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader, Subset
 
 from ...core import Arch, CostTable, build_cost_table, choices_of, count_flops, score_candidate, set_arch, space_of
+from ...core.cost import median_seconds
 from .split import write_split_annotations
 
 
@@ -212,27 +213,33 @@ def _dummy_sample(height: int, width: int) -> DetDataSample:
     return sample
 
 
-def detector_cost_table(model: torch.nn.Module, input_size: tuple[int, int], backbone_only: bool = False) -> CostTable:
-    """Per-option FLOPs/params at ``input_size`` (H, W): of the backbone alone, or of the whole detector
-    (searchable part from the lookup table; the head's FLOPs, which do not depend on the arch, counted once)."""
+def detector_cost_table(model: torch.nn.Module, input_size: tuple[int, int], backbone_only: bool = False,
+                        latency: bool = False) -> CostTable:
+    """Per-option FLOPs/params (and, with ``latency``, measured seconds at batch 1 on the model's device) at
+    ``input_size`` (H, W): of the backbone alone, or of the whole detector (the searchable part from the
+    lookup table; the rest, which does not depend on the arch, measured once and added to the base)."""
     device = next(model.parameters()).device
     x = torch.zeros(1, 3, *input_size, device=device)
     if backbone_only:
-        return build_cost_table(model.backbone, x, forward=lambda m, inp: m(inp))
-    table = build_cost_table(model, x, forward=lambda m, inp: m.extract_feat(inp))
+        return build_cost_table(model.backbone, x, forward=lambda m, inp: m(inp), latency=latency)
+    table = build_cost_table(model, x, forward=lambda m, inp: m.extract_feat(inp), latency=latency)
     space = space_of(model)
     probe = Arch((key, options[0]) for key, options in space.items())
     previous = [(c, c.active) for c in choices_of(model)]
     set_arch(model, probe)
     training = model.training
     model.eval()
+    whole = _TensorMode(model, [_dummy_sample(*input_size)])
     try:
-        total = count_flops(_TensorMode(model, [_dummy_sample(*input_size)]), x)
+        table.base["flops"] += count_flops(whole, x) - table.flops(probe)
+        if latency:
+            with torch.no_grad():
+                seconds = median_seconds(lambda: whole(x), 10, device.type == "cuda")
+            table.base["latency"] += max(0.0, seconds - table.cost(probe, "latency"))
     finally:
         model.train(training)
         for choice, active in previous:
             choice.active = active
-    table.base["flops"] += total - table.flops(probe)
     return table
 
 

@@ -35,12 +35,13 @@ from .training import init_distributed_from_env
 
 @dataclass(frozen=True)
 class Limits:
-    """Constraint ranges; MACs in G (multiply-adds), params in M. None = unbounded."""
+    """Constraint ranges; MACs in G (multiply-adds), params in M, latency in ms. None = unbounded."""
 
     macs_min: float | None = None
     macs_max: float | None = None
     params_min: float | None = None
     params_max: float | None = None
+    latency_max: float | None = None  # ms at batch 1, measured on the search device
 
 
 def _rank() -> int:
@@ -61,7 +62,7 @@ def search(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, wo
     if not space:
         raise ValueError(f"config {str(config)!r} builds a detector without Choice modules: nothing to search")
     size = tuple(input_size) if input_size else input_size_of(cfg)
-    table = detector_cost_table(model, size, backbone_only)
+    table = detector_cost_table(model, size, backbone_only, latency=limits.latency_max is not None)
     constraints = []
     if limits.macs_min is not None or limits.macs_max is not None:
         constraints.append(table.constraint("macs", *(None if v is None else v * 1e9
@@ -69,6 +70,8 @@ def search(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, wo
     if limits.params_min is not None or limits.params_max is not None:
         constraints.append(table.constraint("params", *(None if v is None else v * 1e6
                                                         for v in (limits.params_min, limits.params_max))))
+    if limits.latency_max is not None:
+        constraints.append(table.constraint("latency", hi=limits.latency_max / 1e3))
     for c in constraints:
         c.check_feasible()  # before the (slow) data loading
     work.mkdir(parents=True, exist_ok=True)
