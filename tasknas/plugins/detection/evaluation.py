@@ -146,10 +146,14 @@ def _as_list(evaluators) -> list:
 
 
 class DetectionScorer:
-    """``scorer(arch)`` → ``{"score": bbox mAP, other metrics...}`` for the supernet ``model``."""
+    """``scorer(arch)`` → ``{"score": bbox mAP, other metrics...}`` for the supernet ``model``.
+
+    An evaluation split of at most ``cache_images`` images is loaded once and kept in memory (decoded,
+    resized); a larger one is streamed from disk for every candidate.
+    """
 
     def __init__(self, cfg: Config, model: torch.nn.Module, calibration: Sequence, split: str = "val",
-                 metric_key: str = "bbox_mAP", work_dir: str | os.PathLike | None = None):
+                 metric_key: str = "bbox_mAP", work_dir: str | os.PathLike | None = None, cache_images: int = 1000):
         if split not in SPLITS:
             raise ValueError(f"evaluation split must be one of {list(SPLITS)}, got {split!r}")
         if split == "heldout":
@@ -172,6 +176,8 @@ class DetectionScorer:
             evaluators = _as_list(cfg[f"{split}_evaluator"])
             batch_size = loader_cfg.get("batch_size", 1)
         self.loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
+        if len(self.dataset) <= cache_images:  # small splits: decode and transform once, not per candidate
+            self.loader = list(self.loader)
         self.metrics = [METRICS.build(c) for c in evaluators]
         for metric in self.metrics:
             metric.dataset_meta = self.dataset.metainfo
