@@ -68,14 +68,21 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
-def _search(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tasknas search", description="Evolutionary architecture search on a "
-                                     "trained supernet (DetNAS defaults), scored with the config's evaluator.")
+def _supernet_args(parser: argparse.ArgumentParser) -> None:
+    """The arguments of every command that reads a trained supernet."""
     parser.add_argument("config")
     parser.add_argument("--checkpoint", required=True, help="supernet.pth written by `tasknas train`")
     parser.add_argument("--work-dir", required=True)
-    parser.add_argument("--resume", action="store_true", help="continue the search state in the work dir")
     parser.add_argument("--calib-images", type=int, default=64, help="training images for BN recalibration")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="input size of the cost table / ONNX model (default: the config's test Resize)")
+
+
+def _search(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tasknas search", description="Evolutionary architecture search on a "
+                                     "trained supernet (DetNAS defaults), scored with the config's evaluator.")
+    _supernet_args(parser)
+    parser.add_argument("--resume", action="store_true", help="continue the search state in the work dir")
     parser.add_argument("--split", default="val", choices=("val", "test", "heldout"),
                         help="the split to score on: the config's val/test split, or the held-out part of its "
                              "train set (train dataset wrapped in HeldOutSplit, as DetNAS)")
@@ -87,8 +94,6 @@ def _search(argv: list[str]) -> int:
                         help="ms upper bound at batch 1, from a latency table measured once on this device")
     parser.add_argument("--backbone-only", action="store_true",
                         help="constraints on the backbone's cost alone (to compare with papers)")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
-                        help="input size of the cost table (default: the config's test Resize)")
     parser.add_argument("--population", type=int, default=50)
     parser.add_argument("--topk", type=int, default=10)
     parser.add_argument("--mutations", type=int, default=20)
@@ -113,12 +118,8 @@ def _search(argv: list[str]) -> int:
 def _export(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tasknas export", description="Export a searched subnet: arch JSON, "
                                      "fixed weights, a stock-mmdet config that trains/tests it, ONNX backbone.")
-    parser.add_argument("config")
-    parser.add_argument("--checkpoint", required=True, help="supernet.pth written by `tasknas train`")
+    _supernet_args(parser)
     parser.add_argument("--arch", required=True, help="arch JSON (best.arch.json of a search, or a published one)")
-    parser.add_argument("--work-dir", required=True)
-    parser.add_argument("--calib-images", type=int, default=64, help="recalibrate BN on this many training images")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="ONNX input size")
     parser.add_argument("--no-onnx", action="store_true")
     _cfg_options(parser)
     args = parser.parse_args(argv)
