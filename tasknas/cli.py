@@ -156,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tasknas {argv[0]}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = {"search": " (the search state is on disk: add --resume to continue)",
+                "train": " (add --resume to continue from the last checkpoint)"}.get(argv[0], "")
+        print(f"\ntasknas {argv[0]}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

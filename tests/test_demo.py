@@ -58,3 +58,15 @@ def test_cli_lists_spaces_and_rejects_unknown_commands():
     bad = subprocess.run([sys.executable, "-m", "tasknas.cli", "demo", "core", "--population", "2"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--population must be >= 4, got 2" in bad.stderr
+
+
+def test_an_interrupted_search_says_how_to_resume(monkeypatch, capsys):
+    from tasknas import cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "search", interrupted)
+    assert cli.main(["search", "cfg.py"]) == 130
+    err = capsys.readouterr().err
+    assert "tasknas search: interrupted (the search state is on disk: add --resume to continue)" in err
