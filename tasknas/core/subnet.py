@@ -42,16 +42,20 @@ def is_fixed(model: nn.Module) -> bool:
     return all(not c.holds_modules and len(c.options) == 1 for c in choices_of(model))
 
 
-def save_subnet(path, subnet: nn.Module, arch: Mapping[str, Option], meta: Mapping | None = None) -> None:
-    """Write a fixed subnet as plain tensors + plain metadata (loadable with ``torch.load(weights_only=True)``)."""
+def save_weights(path, module: nn.Module, **fields) -> None:
+    """Write ``{"state_dict": module's tensors on CPU, **fields}`` atomically; with plain-data ``fields`` it
+    loads with ``torch.load(weights_only=True)``."""
     import torch
 
     from .state import atomic_write
 
-    payload = {"arch": dict(arch.items() if isinstance(arch, Mapping) else arch),
-               "state_dict": {k: v.detach().cpu() for k, v in subnet.state_dict().items()},
-               "meta": dict(meta or {})}
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}, **fields}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def save_subnet(path, subnet: nn.Module, arch: Mapping[str, Option], meta: Mapping | None = None) -> None:
+    """Write a fixed subnet as plain tensors + its arch + plain metadata (see :func:`load_subnet`)."""
+    save_weights(path, subnet, arch=dict(arch.items() if isinstance(arch, Mapping) else arch), meta=dict(meta or {}))
 
 
 def load_subnet(path) -> dict:

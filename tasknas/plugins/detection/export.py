@@ -26,6 +26,7 @@ from mmengine.config import Config
 
 from ...core import fix, load_arch, recalibrate_bn, set_arch, space_of
 from ...core.state import atomic_write, atomic_write_text
+from ...core.subnet import save_weights
 from .evaluation import build_detector, calibration_batches, input_size_of, load_config
 
 ONNX_TOLERANCE = 1e-4  # largest |onnxruntime - PyTorch| relative to the output's scale
@@ -48,8 +49,7 @@ def export(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, ar
     name = Path(str(cfg.filename)).stem if cfg.filename else "detector"
     meta = {"arch": chosen.as_dict(), "source_config": str(cfg.filename), "checkpoint": str(checkpoint),
             "calib_images": calib_images}
-    payload = {"state_dict": {k: v.detach().cpu() for k, v in subnet.state_dict().items()}, "meta": meta}
-    atomic_write(work / "subnet.pth", lambda tmp: torch.save(payload, tmp))
+    save_weights(work / "subnet.pth", subnet, meta=meta)
     config_path = work / f"{name}_subnet.py"
     atomic_write_text(config_path, subnet_config(cfg, chosen.as_dict(), work / "subnet.pth").pretty_text + "\n")
     report = {"arch": str(work / "arch.json"), "weights": str(work / "subnet.pth"), "config": str(config_path)}

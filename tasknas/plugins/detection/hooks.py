@@ -24,20 +24,13 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ...core import FlopsBinnedSampler, broadcast_arch, build_cost_table, sample, set_arch, space_of
-from ...core.state import atomic_write
+from ...core.subnet import save_weights
 
 SAMPLINGS = ("uniform", "flops")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if is_model_wrapper(model) else model
-
-
-def save_supernet(path: Path, model: torch.nn.Module, space) -> None:
-    """``{"state_dict": tensors, "meta": {"space": {key: options}}}``, atomically."""
-    payload = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "meta": {"space": {k: list(v) for k, v in space.items()}}}
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 @HOOKS.register_module()
@@ -90,7 +83,7 @@ class ArchSamplerHook(Hook):
     def after_train(self, runner) -> None:
         path = Path(runner.work_dir) / "supernet.pth"
         if runner.rank == 0:
-            save_supernet(path, unwrap(runner.model), self.space)
+            save_weights(path, unwrap(runner.model), meta={"space": self.space.to_json()})
             runner.logger.info(f"ArchSamplerHook: supernet weights (plain tensors) saved to {path}")
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()  # no rank goes on (e.g. to a search) before the file is complete
