@@ -23,7 +23,13 @@ from _timing import Timings, add_process_arguments, measure_in_processes, second
 
 from tasknas.core import choices_of, sample, space_of
 from tasknas.plugins.detection.demo import demo_config
-from tasknas.plugins.detection.evaluation import DetectionScorer, build_detector, calibration_batches, quiet
+from tasknas.plugins.detection.evaluation import (
+    DetectionScorer,
+    build_detector,
+    calibration_batches,
+    calibration_forward,
+    quiet,
+)
 from tasknas.plugins.detection.synthetic import write_shapes_coco
 
 
@@ -56,7 +62,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                 m.momentum = 0.0
             model.train()
             for batch in calibration:
-                scorer.calibrate_forward(model, batch)
+                calibration_forward(model, batch)
             for m, momentum in zip(bns, momenta):
                 m.momentum = momentum
             model.eval()

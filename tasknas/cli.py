@@ -34,12 +34,10 @@ def _demo(argv: list[str]) -> int:
     parser.add_argument("--generations", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for name in ("iterations", "population", "generations"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.population < 4:
-        parser.error(f"--population must be >= 4, got {args.population}")
+    from .demo import check_search_args
     from .plugins.detection.demo import run
+
+    check_search_args(parser, args)
 
     run(args.out / "detnas", args.iterations, args.population, args.generations, args.seed)
     return 0

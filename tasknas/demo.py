@@ -32,14 +32,14 @@ from .core import (
     create_space,
     evolve,
     fix,
-    sample,
+    sample_like,
     save_arch,
     save_subnet,
     score_candidate,
     set_arch,
     space_of,
 )
-from .core.spaces.shufflenet import ShuffleNetSupernet
+from .core.spaces.shufflenet import ShuffleNetSupernet, arch_letters
 from .core.state import atomic_write, atomic_write_text
 
 CLASSES = ("disc", "square", "triangle", "cross", "ring", "diamond")
@@ -170,12 +170,7 @@ def run(out_dir: Path, iterations: int, generations: int, population: int, seed:
 
     # The found arch vs a random arch of similar MACs (both recalibrated, scored on the test split).
     test_score = lambda arch: score_candidate(model, arch, calibration, lambda m: accuracy(m, test_x, test_y))  # noqa: E731
-    rand = None
-    for _ in range(20000):
-        cand = sample(space, rng)
-        if cand != best and abs(table.macs(cand) - table.macs(best)) <= 0.02 * table.macs(best):
-            rand = cand
-            break
+    rand = sample_like(space, table.macs, best, rng)
     best_test = test_score(best)
     set_arch(model, best)
     save_subnet(out_dir / "best_subnet.pth", fix(model, best), best,
@@ -183,19 +178,27 @@ def run(out_dir: Path, iterations: int, generations: int, population: int, seed:
     summary = {"best": best, "best_val": result.best_score, "best_test": best_test,
                "best_mmacs": table.macs(best) / 1e6,
                "candidates": len(result.records), "seconds": time.monotonic() - start}
-    short = lambda arch: "".join("x" if o == "xception" else str(o)[1:] for _, o in arch)  # noqa: E731
     say(f"searched {len(result.records)} candidates in {result.generations} generations "
         f"(budget {budget / 1e6:.2f} MMACs)")
-    say(f"found arch  {short(best)}  {table.macs(best) / 1e6:.2f} MMACs  val acc {result.best_score:.3f}  "
+    say(f"found arch  {arch_letters(best)}  {table.macs(best) / 1e6:.2f} MMACs  val acc {result.best_score:.3f}  "
         f"test acc {best_test:.3f}")
     if rand is not None:
         summary["random_test"] = test_score(rand)
-        say(f"random arch {short(rand)}  {table.macs(rand) / 1e6:.2f} MMACs                 "
+        say(f"random arch {arch_letters(rand)}  {table.macs(rand) / 1e6:.2f} MMACs                 "
             f"test acc {summary['random_test']:.3f}")
     say("(arch letters per block: 3/5/7 = shufflenet k3/k5/k7, x = xception)")
     say(f"wrote {out_dir}/: best.arch.json, best_subnet.pth, results.csv, results.json, "
         f"search_state.json + .records.jsonl, cost_table.json, supernet.pth  ({summary['seconds']:.0f} s)")
     return summary
+
+
+def check_search_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The demos' --iterations/--generations/--population: one error naming a bad value."""
+    for name in ("iterations", "generations", "population"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.population < 4:
+        parser.error(f"--population must be >= 4, got {args.population}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,11 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=int, default=20, help="evolution population (default: 20)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for name in ("iterations", "generations", "population"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.population < 4:
-        parser.error(f"--population must be >= 4, got {args.population}")
+    check_search_args(parser, args)
     run(args.out, args.iterations, args.generations, args.population, args.seed)
     return 0
 

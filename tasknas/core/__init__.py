@@ -8,7 +8,7 @@ from .cost import CostConstraint, CostTable, build_cost_table, count_flops, coun
 from .evolution import EvolutionConfig, Record, SearchResult, evolve, load_result, pareto_front, top_records
 from .progress import ProgressBar
 from .registry import create_space, list_spaces, register_space
-from .sampling import FlopsBinnedSampler, broadcast_arch, crossover, mutate, sample
+from .sampling import FlopsBinnedSampler, broadcast_arch, crossover, mutate, sample, sample_like
 from .subnet import fix, is_fixed, load_subnet, save_subnet, save_weights
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "SearchResult", "Space", "active_arch", "batchnorms", "broadcast_arch", "build_cost_table", "choices_of",
     "count_flops", "count_params", "create_space", "crossover", "evolve", "fix", "is_fixed", "list_spaces",
     "load_arch", "load_result", "make_arch", "mutate", "pareto_front", "recalibrate_bn", "register_space",
-    "sample", "save_arch", "save_subnet", "save_weights", "load_subnet", "score_candidate", "set_arch", "space_of",
+    "sample", "sample_like", "save_arch", "save_subnet", "save_weights", "load_subnet", "score_candidate",
+    "set_arch", "space_of",
     "top_records",
 ]

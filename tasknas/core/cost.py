@@ -222,7 +222,7 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
             if _shapes(calls[id(choice)]) != shapes_last.get(id(choice)):
                 raise ValueError(f"choice {choice.key!r} receives inputs whose shape depends on other choices; "
                                  "its cost is not additive and a lookup table cannot represent it")
-        total_flops = count_flops(_ForwardWrapper(model, forward), inputs)
+        total_flops = count_flops(ForwardModule(model, forward), inputs)
         cuda = any(p.is_cuda for p in model.parameters())
         flops = {k: {o: 0.0 for o in opts} for k, opts in space.items()}
         params = {k: {o: 0.0 for o in opts} for k, opts in space.items()}
@@ -257,7 +257,9 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
     return CostTable(space, base, options, shape)
 
 
-class _ForwardWrapper(nn.Module):
+class ForwardModule(nn.Module):
+    """``forward(model, inputs)`` as a module of its own (for counters and exporters that take a module)."""
+
     def __init__(self, model: nn.Module, forward: Forward):
         super().__init__()
         self.model = model

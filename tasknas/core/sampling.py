@@ -98,6 +98,18 @@ class FlopsBinnedSampler:
         return arch
 
 
+def sample_like(space: Mapping[str, Sequence[Option]], cost: Callable[[Arch], float], target: Arch,
+                rng: random.Random, tolerance: float = 0.02, tries: int = 20000) -> Arch | None:
+    """A uniformly drawn arch other than ``target`` whose cost is within ``tolerance`` (relative) of
+    ``target``'s — the random baseline of equal cost; None if ``tries`` draws find none."""
+    goal = cost(target)
+    for _ in range(tries):
+        arch = sample(space, rng)
+        if arch != target and abs(cost(arch) - goal) <= tolerance * abs(goal):
+            return arch
+    return None
+
+
 def broadcast_arch(arch: Arch | None, space: Mapping[str, Sequence[Option]], src: int = 0) -> Arch:
     """Return rank ``src``'s arch on every rank of an initialised ``torch.distributed`` job.
 

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from tasknas.core import FlopsBinnedSampler, broadcast_arch, crossover, make_arch, mutate, sample, space_of
+from tasknas.core import FlopsBinnedSampler, broadcast_arch, crossover, make_arch, mutate, sample, sample_like, space_of
 from tasknas.core.arch import Space
 from tests.core.nets import tiny_shufflenet
 
@@ -70,3 +70,13 @@ def test_broadcast_arch_without_a_process_group_returns_the_arch():
     space = space_of(tiny_shufflenet())
     arch = sample(space, random.Random(0))
     assert broadcast_arch(arch, space) == arch
+
+
+def test_sample_like_returns_another_arch_of_about_the_same_cost_or_none():
+    cost = lambda arch: sum(("k3", "k5", "k7", "xception").index(o) + 1.0 for _, o in arch)  # noqa: E731
+    target = sample(SPACE, random.Random(4))
+    other = sample_like(SPACE, cost, target, random.Random(5), tolerance=0.05)
+    assert other is not None and other != target and abs(cost(other) - cost(target)) <= 0.05 * cost(target)
+    tiny = Space({"a": ("k3", "k5")})
+    assert sample_like(tiny, lambda a: 1.0 if a["a"] == "k3" else 9.0, make_arch(tiny, {"a": "k3"}),
+                       random.Random(0), tries=50) is None

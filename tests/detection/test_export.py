@@ -23,7 +23,7 @@ def test_exported_subnet_reloads_with_the_supernets_outputs_and_trains_with_the_
     # the supernet on that arch, recalibrated the same way
     set_arch(model, arch)
     recalibrate_bn(model, evaluation.calibration_batches(cfg, 4),
-                   forward=lambda m, b: m(**m.data_preprocessor(b, False), mode="tensor"))
+                   forward=evaluation.calibration_forward)
     exported = Config.fromfile(report["config"])
     assert "ArchSamplerHook" not in str(exported.custom_hooks)
     assert exported.model.backbone.arch == arch.as_dict()

@@ -34,6 +34,11 @@ OPTIONS = ("k3", "k5", "k7", "xception")
 DETNAS_FPN_300M = (2, 1, 2, 0, 2, 1, 1, 2, 3, 3, 1, 3, 0, 0, 3, 1, 3, 1, 3, 2)
 
 
+def arch_letters(arch: Arch) -> str:
+    """One letter per block: 3/5/7 = shufflenet k3/k5/k7, x = xception (in key order)."""
+    return "".join("x" if option == "xception" else str(option)[1:] for _, option in arch)
+
+
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, depthwise: bool = False,
              relu: bool = True) -> list[nn.Module]:
     layers: list[nn.Module] = [

@@ -21,7 +21,8 @@ from pathlib import Path
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
-from ...core import Arch, ProgressBar, sample, space_of
+from ...core import ProgressBar, sample_like, space_of
+from ...core.spaces.shufflenet import arch_letters
 from .evaluation import DetectionScorer, build_detector, calibration_batches, detector_cost_table, load_config
 from .export import export
 from .search import Limits, search
@@ -108,21 +109,15 @@ def run(out: Path, iterations: int = 1000, population: int = 10, generations: in
 
     best = result.best
     rng = random.Random(seed + 1)
-    rand: Arch | None = None
-    for _ in range(20000):
-        cand = sample(space_of(model), rng)
-        if cand != best and abs(table.macs(cand) - table.macs(best)) <= 0.02 * table.macs(best):
-            rand = cand
-            break
+    rand = sample_like(space_of(model), table.macs, best, rng)
     scorer = DetectionScorer(cfg, model, calibration_batches(cfg, 32, seed=seed), split="test")
     summary = {"best": best, "best_val_map": result.best_score, "best_test_map": scorer(best)["score"],
                "best_gmacs": table.macs(best) / 1e9, "candidates": len(result.records)}
-    short = lambda arch: "".join("x" if o == "xception" else str(o)[1:] for _, o in arch)  # noqa: E731
-    say(f"found arch  {short(best)}  {table.macs(best) / 1e9:.3f} GMACs  val mAP {result.best_score:.3f}  "
+    say(f"found arch  {arch_letters(best)}  {table.macs(best) / 1e9:.3f} GMACs  val mAP {result.best_score:.3f}  "
         f"test mAP {summary['best_test_map']:.3f}")
     if rand is not None:
         summary["random_test_map"] = scorer(rand)["score"]
-        say(f"random arch {short(rand)}  {table.macs(rand) / 1e9:.3f} GMACs                test mAP "
+        say(f"random arch {arch_letters(rand)}  {table.macs(rand) / 1e9:.3f} GMACs                test mAP "
             f"{summary['random_test_map']:.3f}")
     say("(arch letters per block: 3/5/7 = shufflenet k3/k5/k7, x = xception; mAP = COCO bbox mAP@[.5:.95])")
     summary["seconds"] = time.monotonic() - start

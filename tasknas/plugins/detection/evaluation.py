@@ -32,7 +32,7 @@ from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader, Subset
 
 from ...core import Arch, CostTable, build_cost_table, choices_of, count_flops, score_candidate, set_arch, space_of
-from ...core.cost import median_seconds
+from ...core.cost import ForwardModule, median_seconds
 from .split import write_split_annotations
 
 
@@ -125,6 +125,11 @@ def _test_pipeline(cfg: Config) -> list:
     return cfg.test_dataloader.dataset.get("pipeline", cfg.val_dataloader.dataset.get("pipeline"))
 
 
+def calibration_forward(model: torch.nn.Module, batch) -> None:
+    """One calibration batch through the detector (data preprocessor, then backbone/neck/head in tensor mode)."""
+    model(**model.data_preprocessor(batch, False), mode="tensor")
+
+
 def calibration_batches(cfg: Config, num_images: int, batch_size: int = 8, seed: int = 0) -> list:
     """``num_images`` training images (a seeded choice) through the test pipeline, as collated batches.
 
@@ -185,10 +190,6 @@ class DetectionScorer:
         self.calibration = calibration
         self.metric_key = metric_key
 
-    def calibrate_forward(self, model: torch.nn.Module, batch) -> None:
-        data = model.data_preprocessor(batch, False)
-        model(**data, mode="tensor")
-
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         for batch in self.loader:
@@ -205,7 +206,7 @@ class DetectionScorer:
 
     def __call__(self, arch: Arch) -> dict[str, float]:
         # Local BN statistics: in a sharded search every rank scores its own candidate on all calibration images.
-        values = score_candidate(self.model, arch, self.calibration, self.evaluate, forward=self.calibrate_forward,
+        values = score_candidate(self.model, arch, self.calibration, self.evaluate, forward=calibration_forward,
                                  sync_bn=False)
         if self.metric_key not in values:
             raise ValueError(f"the evaluator gave no {self.metric_key!r}; it gave {sorted(values)}")
@@ -235,7 +236,8 @@ def detector_cost_table(model: torch.nn.Module, input_size: tuple[int, int], bac
     set_arch(model, probe)
     training = model.training
     model.eval()
-    whole = _TensorMode(model, [_dummy_sample(*input_size)])
+    samples = [_dummy_sample(*input_size)]
+    whole = ForwardModule(model, lambda m, inp: m(inp, samples, mode="tensor"))
     try:
         table.base["flops"] += count_flops(whole, x) - table.flops(probe)
         if latency:
@@ -247,15 +249,6 @@ def detector_cost_table(model: torch.nn.Module, input_size: tuple[int, int], bac
         for choice, active in previous:
             choice.active = active
     return table
-
-
-class _TensorMode(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module, samples: list):
-        super().__init__()
-        self.model, self.samples = model, samples
-
-    def forward(self, x):
-        return self.model(x, self.samples, mode="tensor")
 
 
 def input_size_of(cfg: Config) -> tuple[int, int]:

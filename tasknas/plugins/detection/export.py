@@ -27,7 +27,7 @@ from mmengine.config import Config
 from ...core import fix, load_arch, recalibrate_bn, set_arch, space_of
 from ...core.state import atomic_write, atomic_write_text
 from ...core.subnet import save_weights
-from .evaluation import build_detector, calibration_batches, input_size_of, load_config
+from .evaluation import build_detector, calibration_batches, calibration_forward, input_size_of, load_config
 
 ONNX_TOLERANCE = 1e-4  # largest |onnxruntime - PyTorch| relative to the output's scale
 
@@ -42,7 +42,7 @@ def export(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, ar
     set_arch(model, chosen)
     if calib_images > 0:
         batches = calibration_batches(cfg, calib_images, seed=seed)
-        recalibrate_bn(model, batches, forward=lambda m, b: m(**m.data_preprocessor(b, False), mode="tensor"))
+        recalibrate_bn(model, batches, forward=calibration_forward)
     subnet = fix(model, chosen).eval()
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_text(work / "arch.json", chosen.to_json() + "\n")
