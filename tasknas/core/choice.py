@@ -7,6 +7,10 @@ holds no modules (a *value choice*; the surrounding module reads ``choice.active
 
 The key, never the module path, names the decision: wrapping the supernet in a detector or a DDP
 wrapper changes nothing about the space.
+
+A choice may be *gated* by another: ``gate=("neck.depth", (2, 3))`` says it takes effect only while the
+choice ``neck.depth`` is 2 or 3 (a choice inside a layer that a depth choice can drop). Gates matter to
+cost tables: a gated choice's cost is counted only while its gate is open.
 """
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ class Choice(nn.Module):
     to hold choices, which keeps ``set_arch`` cheap on supernets with thousands of modules.
     """
 
-    def __init__(self, key: str, options: Mapping[Option, nn.Module] | Sequence[Option]):
+    def __init__(self, key: str, options: Mapping[Option, nn.Module] | Sequence[Option],
+                 gate: tuple[str, Sequence[Option]] | None = None):
         super().__init__()
         if not isinstance(key, str) or not key:
             raise ValueError(f"Choice key must be a non-empty str, got {key!r}")
@@ -55,6 +60,12 @@ class Choice(nn.Module):
         self.candidates = nn.ModuleDict({str(o): m for o, m in zip(opts, modules)}) if modules else None
         self.active: Option | None = None
         self.holds_choices = any(isinstance(m, Choice) for option in modules for m in option.modules())
+        if gate is not None:
+            if not (isinstance(gate, tuple) and len(gate) == 2 and isinstance(gate[0], str) and gate[0] != key
+                    and len(gate[1]) > 0):
+                raise ValueError(f"Choice {key!r}: gate must be (other key, non-empty options), got {gate!r}")
+            gate = (gate[0], tuple(_check_option(gate[0], o) for o in gate[1]))
+        self.gate: tuple[str, tuple[Option, ...]] | None = gate
 
     @property
     def holds_modules(self) -> bool:
@@ -76,7 +87,8 @@ class Choice(nn.Module):
         return self.active_module()(*args, **kwargs)
 
     def extra_repr(self) -> str:
-        return f"key={self.key!r}, options={list(self.options)}, active={self.active!r}"
+        gate = f", gate={self.gate!r}" if self.gate else ""
+        return f"key={self.key!r}, options={list(self.options)}, active={self.active!r}{gate}"
 
 
 def _walk(model: nn.Module, children: Callable[[nn.Module], Iterable[nn.Module]]) -> Iterator[nn.Module]:

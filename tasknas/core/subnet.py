@@ -5,6 +5,11 @@ Every module choice is replaced by a copy of its chosen option, so state_dict na
 and the subnet runs exactly the same operations as the supernet on that arch: outputs are bit-identical.
 Value choices become single-option choices fixed to their value. The supernet is not modified and is
 never copied as a whole (unchosen options are not copied).
+
+A module whose value choices decide which of its *own* weights exist (a depth choice that drops layers, an
+input choice that drops a fusion weight) fixes itself: it defines ``fix_arch(chosen) -> nn.Module``, which
+receives the whole validated arch as a dict and returns its static copy holding copies of the weights that
+arch uses, under the same state_dict names. :func:`fix` calls it instead of copying that module.
 """
 from __future__ import annotations
 
@@ -21,9 +26,15 @@ def fix(model: nn.Module, arch: Mapping[str, Option] | Iterable[tuple[str, Optio
     """A static copy of ``model`` with every choice replaced by its option in ``arch``."""
     chosen = make_arch(space_of(model), arch).as_dict()
     memo: dict[int, object] = {}
+    owners = _self_fixing(model)
+    for owner in owners:
+        memo[id(owner)] = owner.fix_arch(dict(chosen))
+    if id(model) in memo:
+        return memo[id(model)]
+    inside = {id(c) for owner in owners for c in choices_of(owner)}
     # Children before parents, so a choice nested inside a chosen option is already resolved in ``memo``
     # when that option is copied.
-    for choice in reversed(list(choices_of(model))):
+    for choice in reversed([c for c in choices_of(model) if id(c) not in inside]):
         option = chosen[choice.key]
         if choice.holds_modules:
             memo[id(choice)] = copy.deepcopy(choice.candidates[str(option)], memo)
@@ -35,6 +46,19 @@ def fix(model: nn.Module, arch: Mapping[str, Option] | Iterable[tuple[str, Optio
     if isinstance(model, Choice):
         return memo[id(model)]
     return copy.deepcopy(model, memo)
+
+
+def _self_fixing(model: nn.Module) -> list[nn.Module]:
+    """The outermost modules of ``model`` that define ``fix_arch`` and hold choices."""
+    found: list[nn.Module] = []
+    stack = [model]
+    while stack:
+        module = stack.pop()
+        if callable(getattr(module, "fix_arch", None)) and choices_of(module):
+            found.append(module)
+            continue
+        stack.extend(module.children())
+    return found
 
 
 def is_fixed(model: nn.Module) -> bool:

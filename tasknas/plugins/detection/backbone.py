@@ -6,6 +6,9 @@ chosen by :class:`~tasknas.plugins.detection.hooks.ArchSamplerHook` during train
 With ``arch`` (a dict, or the path of an arch JSON file) it is the fixed subnet of that arch: plain
 modules with the names ``tasknas.core.fix`` gives them, so a detector exported from the supernet loads
 its weights directly.
+
+``key_prefix`` is put in front of every block key (``stage0.block0`` → ``backbone.stage0.block0``): a joint
+backbone + neck search sets it so that every key of the arch says which part it belongs to.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...core import create_space, fix, load_arch, make_arch, space_of
+from ...core import choices_of, create_space, fix, load_arch, make_arch, space_of
 
 
 @MODELS.register_module()
@@ -31,9 +34,11 @@ class SearchableShuffleNetBackbone(BaseModule):
 
     def __init__(self, space: str = "detnas_shufflenet_small", out_indices: Sequence[int] = (0, 1, 2, 3),
                  arch: Mapping[str, str] | str | os.PathLike | None = None, norm_eval: bool = False,
-                 init_cfg: dict | list | None = None):
+                 key_prefix: str = "", init_cfg: dict | list | None = None):
         super().__init__(init_cfg=init_cfg)
         body = create_space(space)
+        for choice in choices_of(body):
+            choice.key = key_prefix + choice.key
         if any(not isinstance(i, int) or not 0 <= i < len(body.stages) for i in out_indices) or not out_indices:
             raise ValueError(f"out_indices {tuple(out_indices)!r} must be a non-empty subset of "
                              f"0..{len(body.stages) - 1} (C2..C5)")

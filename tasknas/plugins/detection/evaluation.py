@@ -228,6 +228,10 @@ def detector_cost_table(model: torch.nn.Module, input_size: tuple[int, int], bac
     device = next(model.parameters()).device
     x = torch.zeros(1, 3, *input_size, device=device)
     if backbone_only:
+        outside = sorted(set(space_of(model)) - set(space_of(model.backbone)))
+        if outside:
+            raise ValueError(f"backbone-only costs cannot constrain the choices outside the backbone (e.g. "
+                             f"{outside[0]!r}); drop --backbone-only to constrain the whole detector")
         return build_cost_table(model.backbone, x, forward=lambda m, inp: m(inp), latency=latency)
     table = build_cost_table(model, x, forward=lambda m, inp: m.extract_feat(inp), latency=latency)
     space = space_of(model)

@@ -2,16 +2,18 @@
 
 OUT gets:
 
-* ``arch.json`` — the arch, validated against the config's space (published DetNAS archs load too:
-  ``configs/detection/detnas_fpn_300m.arch.json``);
+* ``arch.json`` — the arch, validated against the config's space (published archs load too:
+  ``configs/detection/detnas_fpn_300m.arch.json``, ``nasfpn_published.arch.json``, ``bifpn_d0.arch.json``);
 * ``subnet.pth`` — the fixed detector's tensors (``{"state_dict", "meta"}``, plain data: stock mmengine and
   ``torch.load(weights_only=True)`` read it). Before fixing, the BN statistics of the arch are recalibrated
   on ``calib_images`` training images, as the search scored it;
-* ``<config>_subnet.py`` — a self-contained config (the original, merged) whose backbone is the fixed
-  subnet (``arch=...``), without path sampling, ``load_from`` the inherited weights: it trains and tests
-  with the stock Runner (set ``load_from = None`` to train it from scratch);
-* ``backbone.onnx`` — the fixed backbone (C2–C5 outputs) at the config's input size, checked against
-  PyTorch under onnxruntime; ``export.json`` records the largest difference.
+* ``<config>_subnet.py`` — a self-contained config (the original, merged) whose searchable parts — backbone,
+  neck, or both — are the fixed subnet (``arch=`` with that part's keys), without path sampling,
+  ``load_from`` the inherited weights: it trains and tests with the stock Runner (set ``load_from = None``
+  to train it from scratch);
+* ``backbone.onnx`` (a backbone search: C2–C5 outputs) or ``features.onnx`` (a search that covers the neck:
+  backbone + neck, the pyramid the head reads) at the config's input size, checked against PyTorch under
+  onnxruntime; ``export.json`` records the largest difference.
 """
 from __future__ import annotations
 
@@ -51,23 +53,45 @@ def export(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, ar
             "calib_images": calib_images}
     save_weights(work / "subnet.pth", subnet, meta=meta)
     config_path = work / f"{name}_subnet.py"
-    atomic_write_text(config_path, subnet_config(cfg, chosen.as_dict(), work / "subnet.pth").pretty_text + "\n")
+    parts = searched_parts(model)
+    atomic_write_text(config_path, subnet_config(cfg, chosen.as_dict(), work / "subnet.pth", parts).pretty_text + "\n")
     report = {"arch": str(work / "arch.json"), "weights": str(work / "subnet.pth"), "config": str(config_path)}
     if onnx:
         size = tuple(input_size) if input_size else input_size_of(cfg)
-        path, diff = export_backbone_onnx(subnet.backbone, size, work / "backbone.onnx")
+        if "neck" in parts:
+            path, diff = export_features_onnx(torch.nn.Sequential(subnet.backbone, subnet.neck), size,
+                                              work / "features.onnx", "p")
+        else:
+            path, diff = export_features_onnx(subnet.backbone, size, work / "backbone.onnx", "c")
         report["onnx"], report["onnx_max_abs_diff"] = path, diff
     atomic_write_text(work / "export.json", json.dumps(report, indent=1) + "\n")
     return report
 
 
-def subnet_config(cfg: Config, arch: dict, weights: Path) -> Config:
-    """A copy of ``cfg`` that builds the fixed subnet of ``arch`` and starts from ``weights``."""
+SEARCHABLE = {"backbone": ("SearchableShuffleNetBackbone",), "neck": ("SearchableNASFPN", "SearchableBiFPN")}
+
+
+def searched_parts(model: torch.nn.Module) -> dict[str, list[str]]:
+    """``{part: its arch keys}`` for the detector's parts (backbone, neck) that hold choices."""
+    parts = {}
+    for name, child in model.named_children():
+        keys = sorted(space_of(child))
+        if keys:
+            if name not in SEARCHABLE:
+                raise ValueError(f"export supports choices in {sorted(SEARCHABLE)}; the detector's {name!r} has some")
+            parts[name] = keys
+    return parts
+
+
+def subnet_config(cfg: Config, arch: dict, weights: Path, parts: dict[str, list[str]]) -> Config:
+    """A copy of ``cfg`` whose searched ``parts`` build the fixed subnet of ``arch`` and start from ``weights``."""
     out = copy.deepcopy(cfg)
-    backbone = out.model.backbone
-    if backbone.get("type") != "SearchableShuffleNetBackbone":
-        raise ValueError(f"export supports SearchableShuffleNetBackbone, the config has {backbone.get('type')!r}")
-    backbone.arch = dict(arch)
+    for part, keys in parts.items():
+        section = out.model[part]
+        if section.get("type") not in SEARCHABLE[part]:
+            raise ValueError(f"export supports {part} types {list(SEARCHABLE[part])}, the config has "
+                             f"{section.get('type')!r}")
+        section.arch = {key: arch[key] for key in keys}
     out.custom_hooks = [h for h in out.get("custom_hooks", []) if h.get("type") != "ArchSamplerHook"]
     out.find_unused_parameters = False
     if out.get("model_wrapper_cfg"):
@@ -87,26 +111,28 @@ class _Features(torch.nn.Module):
         return tuple(self.backbone(x))
 
 
-def export_backbone_onnx(backbone: torch.nn.Module, size: tuple[int, int], path: Path) -> tuple[str, float]:
-    """Write the backbone as ONNX and check it against PyTorch under onnxruntime; returns (path, max diff)."""
+def export_features_onnx(module: torch.nn.Module, size: tuple[int, int], path: Path, prefix: str) -> tuple[str, float]:
+    """Write ``module`` (image → feature maps) as ONNX and check it against PyTorch under onnxruntime;
+    returns (path, max diff relative to each output's scale). Outputs are named ``c2..c5`` / ``p3..p7``."""
     import onnxruntime
 
-    module = _Features(backbone).eval()
+    module = _Features(module).eval()
     x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         reference = [t.numpy() for t in module(x)]
-    names = [f"c{i + 2}" for i in range(len(reference))]
+    first = 2 if prefix == "c" else 3
+    names = [f"{prefix}{i + first}" for i in range(len(reference))]
 
     def write(tmp: str) -> None:
         torch.onnx.export(module, (x,), tmp, dynamo=False, input_names=["image"], output_names=names,
                           dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}})
 
     atomic_write(path, write)
-    module.eval()  # the exporter restores the wrapper's mode, which reaches the backbone
+    module.eval()  # the exporter restores the wrapper's mode, which reaches the wrapped modules
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outputs = session.run(names, {"image": x.numpy()})
     worst = max(float(np.abs(o - r).max() / max(1.0, float(np.abs(r).max())))
                 for o, r in zip(outputs, reference))
     if worst > ONNX_TOLERANCE:
-        raise RuntimeError(f"ONNX backbone differs from PyTorch by {worst:.3g} (relative), above {ONNX_TOLERANCE}")
+        raise RuntimeError(f"ONNX export differs from PyTorch by {worst:.3g} (relative), above {ONNX_TOLERANCE}")
     return str(path), worst
