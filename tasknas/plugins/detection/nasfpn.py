@@ -46,15 +46,16 @@ OPS = ("sum", "gp")
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Nearest upsampling to ``size``, or max-pooling by the size ratio (zero-padded to a multiple first)."""
-    h, w = x.shape[-2:]
-    if (h, w) == tuple(size):
+    # Plain ints: the sizes are static, and ONNX export needs constant pooling kernels.
+    h, w, size = int(x.shape[-2]), int(x.shape[-1]), (int(size[0]), int(size[1]))
+    if (h, w) == size:
         return x
     if h <= size[0] and w <= size[1]:
-        return F.interpolate(x, size=tuple(size), mode="nearest")
+        return F.interpolate(x, size=size, mode="nearest")
     ph, pw = math.ceil(h / size[0]) * size[0] - h, math.ceil(w / size[1]) * size[1] - w
     if ph or pw:
         x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=0.0)
-    kernel = (x.shape[-2] // size[0], x.shape[-1] // size[1])
+    kernel = ((h + ph) // size[0], (w + pw) // size[1])
     return F.max_pool2d(x, kernel_size=kernel, stride=kernel)
 
 
