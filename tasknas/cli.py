@@ -1,4 +1,4 @@
-"""Command line: ``tasknas demo | spaces | train | search | export``."""
+"""Command line: ``tasknas demo | spaces | train | search | export | binary``."""
 from __future__ import annotations
 
 import argparse
@@ -24,10 +24,11 @@ def _demo(argv: list[str]) -> int:
 
         return main(argv[1:])
     parser = argparse.ArgumentParser(prog="tasknas demo", description="The embedded demos, offline on generated "
-                                     "data. detnas (default): DetNAS backbone search inside MMDetection — supernet "
-                                     "training, search, export (~10 min on 2 cores). core: the core alone on a "
-                                     "classification task (`tasknas demo core --help`).")
-    parser.add_argument("job", nargs="?", default="detnas", choices=("detnas", "core"))
+                                     "data: supernet training, search and export inside MMDetection (5-10 min on "
+                                     "2 cores each). detnas (default): DetNAS backbone search; nasfpn / bifpn: "
+                                     "neck search on a fixed backbone; joint: backbone + NAS-FPN neck in one arch. "
+                                     "core: the core alone on a classification task (`tasknas demo core --help`).")
+    parser.add_argument("job", nargs="?", default="detnas", choices=("detnas", "nasfpn", "bifpn", "joint", "core"))
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--iterations", type=int, default=1000, help="supernet training iterations")
     parser.add_argument("--population", type=int, default=10)
@@ -39,7 +40,7 @@ def _demo(argv: list[str]) -> int:
 
     check_search_args(parser, args)
 
-    run(args.out / "detnas", args.iterations, args.population, args.generations, args.seed)
+    run(args.out / args.job, args.iterations, args.population, args.generations, args.seed, job=args.job)
     return 0
 
 
@@ -115,7 +116,8 @@ def _search(argv: list[str]) -> int:
 
 def _export(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tasknas export", description="Export a searched subnet: arch JSON, "
-                                     "fixed weights, a stock-mmdet config that trains/tests it, ONNX backbone.")
+                                     "fixed weights, a stock-mmdet config that trains/tests it, ONNX (backbone, "
+                                     "or backbone + neck when the neck is searched).")
     _supernet_args(parser)
     parser.add_argument("--arch", required=True, help="arch JSON (best.arch.json of a search, or a published one)")
     parser.add_argument("--no-onnx", action="store_true")
@@ -130,7 +132,14 @@ def _export(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"demo": _demo, "spaces": _spaces, "train": _train, "search": _search, "export": _export}
+def _binary(argv: list[str]) -> int:
+    from .plugins.binary.cli import main
+
+    return main(argv)
+
+
+COMMANDS = {"demo": _demo, "spaces": _spaces, "train": _train, "search": _search, "export": _export,
+            "binary": _binary}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
               "  spaces  list the built-in search spaces\n"
               "  train   train a supernet from an mmdet config (stock Runner, path sampling)\n"
               "  search  evolutionary search on a trained supernet\n"
-              "  export  the searched subnet: weights, config, ONNX")
+              "  export  the searched subnet: weights, config, ONNX\n"
+              "  binary  binary networks: BATS cell search and retraining (`tasknas binary --help`)")
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
         print(f"tasknas: unknown command {argv[0]!r}; expected one of {sorted(COMMANDS)}", file=sys.stderr)

@@ -88,15 +88,18 @@ def test_a_missing_dataset_names_the_path(trained, tmp_path):
         search(missing, weights, tmp_path / "f", **SETTINGS)
 
 
-def test_the_detection_demo_runs_end_to_end(tmp_path, capsys):
+@pytest.mark.parametrize("job", ["detnas", "nasfpn", "bifpn", "joint"])
+def test_the_detection_demo_runs_end_to_end(job, tmp_path, capsys):
     from tasknas.plugins.detection.demo import run
 
-    summary = run(tmp_path, iterations=4, population=4, generations=1, images=(16, 8, 8))
+    summary = run(tmp_path, iterations=4, population=4, generations=1, images=(16, 8, 8), job=job)
     out = capsys.readouterr().out
     assert "found arch" in out and "random arch" in out and "exported the best subnet" in out
     assert summary["candidates"] == 4 and 0.0 <= summary["best_test_map"] <= 1.0
-    assert (tmp_path / "export" / "backbone.onnx").exists() and (tmp_path / "search" / "pareto.png").exists()
+    onnx_file = "backbone.onnx" if job == "detnas" else "features.onnx"
+    assert (tmp_path / "export" / onnx_file).exists() and (tmp_path / "search" / "pareto.png").exists()
     assert "Config:" not in out  # the Runner's config dump is silenced in the demo
+    assert "loading annotations" not in out  # nor what pycocotools prints
 
 
 def test_a_latency_budget_uses_a_table_measured_on_this_device(trained, tmp_path):

@@ -292,3 +292,19 @@ class SearchableBiFPN(BaseModule):
                 inputs["down"] = maxpool_same(out[lv - 1])
             out.append(layer[name](inputs, self.choices[f"layer{i}_{name}"].active))
         return out
+
+
+def describe_bifpn(arch, prefix: str = "neck.") -> str:
+    """One line per arch: depth, the inputs dropped from the full BiFPN, and how many nodes use each fusion."""
+    chosen = dict(arch)
+    depth = chosen[f"{prefix}depth"]
+    per_layer = sum(1 for k in chosen if k.startswith(f"{prefix}layer0."))
+    dropped, fusions = [], {}
+    for i in range(depth):
+        for name, (candidates, _) in _nodes(per_layer // 2 + 1, i == 0).items():
+            kept, fusion = parse_option(chosen[f"{prefix}layer{i}.{name}"])
+            dropped += [f"{i}.{name}.{c}" for c in candidates if c not in kept]
+            if fusion:
+                fusions[fusion] = fusions.get(fusion, 0) + 1
+    fused = " ".join(f"{f} {n}" for f, n in sorted(fusions.items())) or "none"
+    return f"depth {depth}; dropped inputs: {', '.join(dropped) or 'none'}; fusion: {fused}"

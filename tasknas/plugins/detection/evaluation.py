@@ -183,7 +183,8 @@ class DetectionScorer:
         self.loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
         if len(self.dataset) <= cache_images:  # small splits: decode and transform once, not per candidate
             self.loader = list(self.loader)
-        self.metrics = [METRICS.build(c) for c in evaluators]
+        with quiet():  # CocoMetric loads its annotation file with pycocotools, which prints
+            self.metrics = [METRICS.build(c) for c in evaluators]
         for metric in self.metrics:
             metric.dataset_meta = self.dataset.metainfo
         self.model = model

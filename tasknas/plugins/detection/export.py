@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -124,8 +125,10 @@ def export_features_onnx(module: torch.nn.Module, size: tuple[int, int], path: P
     names = [f"{prefix}{i + first}" for i in range(len(reference))]
 
     def write(tmp: str) -> None:
-        torch.onnx.export(module, (x,), tmp, dynamo=False, input_names=["image"], output_names=names,
-                          dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}})
+        with warnings.catch_warnings():  # feature sizes are static: the tracer's constant-shape warnings are moot
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(module, (x,), tmp, dynamo=False, input_names=["image"], output_names=names,
+                              dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}})
 
     atomic_write(path, write)
     module.eval()  # the exporter restores the wrapper's mode, which reaches the wrapped modules

@@ -180,3 +180,17 @@ class SearchableNASFPN(BaseModule):
 
 def _name_of(key: str, prefix: str) -> str:
     return key[len(prefix):].replace(".", "_")
+
+
+def describe_nasfpn(arch, prefix: str = "neck.") -> str:
+    """One line per arch: ``c0=gp(P6,P4)>P4 c1=sum(c0,P4)>P4 ...`` (cell = op(input1,input2)>output level)."""
+    chosen = dict(arch)
+    outputs = chosen[f"{prefix}outputs"].split(",")
+    cells = sorted({int(k[len(prefix) + 4:].split(".")[0]) for k in chosen if k.startswith(f"{prefix}cell")})
+    first_output = len(cells) - len(outputs)
+    parts = []
+    for j in cells:
+        level = outputs[j - first_output] if j >= first_output else chosen[f"{prefix}cell{j}.level"]
+        parts.append(f"c{j}={chosen[f'{prefix}cell{j}.op']}({chosen[f'{prefix}cell{j}.input1']},"
+                     f"{chosen[f'{prefix}cell{j}.input2']})>{level}")
+    return " ".join(parts)
