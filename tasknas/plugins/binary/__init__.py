@@ -1,2 +1,28 @@
-"""Binary-network plugin: binary ops, BATS/CP-NAS/BNAS search spaces and their trainer. Not implemented in
-this release."""
+"""Binary-network plugin: binary ops (sign with STE / Bi-Real gradients, scaled binary and grouped convs),
+the differentiable (DARTS-family) cell search with the BATS op set, temperature schedule and 2-stage plan
+(Bulat et al., "BATS: Binary ArchitecTure Search", ECCV 2020), data readers and its own trainer.
+
+Imports torch, timm, numpy and tasknas.core only (no OpenMMLab package). ``tasknas binary --help``
+lists the commands; docs/binary.md describes them.
+"""
+from .bats import BATS_OPS, BatsConvOp, BinaryConvUnit, Stage, TemperatureSchedule, bats_op_set, stage_at
+from .darts import (
+    FixedNetwork,
+    Genotype,
+    MixedOp,
+    OpSet,
+    SearchNetwork,
+    arch_to_genotype,
+    darts_op_set,
+    derive_genotype,
+    genotype_space,
+    genotype_to_arch,
+)
+from .ops import BinaryConv2d, channel_shuffle, set_binary_mode, sign_bireal, sign_ste
+
+__all__ = [
+    "BATS_OPS", "BatsConvOp", "BinaryConv2d", "BinaryConvUnit", "FixedNetwork", "Genotype", "MixedOp", "OpSet",
+    "SearchNetwork", "Stage", "TemperatureSchedule", "arch_to_genotype", "bats_op_set", "channel_shuffle",
+    "darts_op_set", "derive_genotype", "genotype_space", "genotype_to_arch", "set_binary_mode", "sign_bireal",
+    "sign_ste", "stage_at",
+]

@@ -1,0 +1,321 @@
+"""The binary plugin's trainer: the differentiable search loop and the retraining loop.
+
+Search (first-order DARTS, as used by BATS): the training set (or a seeded subset of it) is split into a
+weight part and a held-out alpha part; every step takes an alpha step (Adam) on a held-out batch, then a
+weight step on a training batch. Per epoch the binary convs take the mode of the current stage (BATS: real
+weights on binary activations, then fully binary) and the softmax the temperature of the schedule; the
+weights' learning rate follows a timm cosine schedule over all stages.
+
+Retraining: the discrete network of a genotype, binary or its full-precision twin (same genotype, real
+convs), trained with a timm optimizer and cosine schedule, then scored on the test split.
+
+Both loops write a checkpoint after every epoch (atomically) and resume from it with results identical
+to an uninterrupted run: every epoch's shuffling and augmentation come from a generator seeded by
+``(seed, epoch)``, and the checkpoint holds the weights, alpha, BN statistics and optimizer states.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from torch import nn
+
+from tasknas.core import Arch, ProgressBar, save_arch
+from tasknas.core.state import atomic_write, atomic_write_text
+
+from .bats import stage_at
+from .config import Config
+from .darts import SearchNetwork, arch_to_genotype, genotype_to_arch
+from .data import (
+    DataSplits,
+    ImageSet,
+    Normalizer,
+    batches,
+    load_cifar10,
+    load_fashion_mnist,
+    num_batches,
+    split_indices,
+)
+from .networks import build_fixed_network, build_search_network
+from .ops import BinaryConv2d, set_binary_mode
+
+SEARCH_CHECKPOINT = "search.ckpt"
+TRAIN_CHECKPOINT = "train.ckpt"
+
+
+def load_data(cfg: Config) -> DataSplits:
+    """The configured data set, its test split cut to ``data.test_subset`` (a seeded choice) if set."""
+    data = load_fashion_mnist(cfg.data.root) if cfg.data.dataset == "fashion_mnist" else load_cifar10(cfg.data.root)
+    if cfg.data.test_subset is not None:
+        data = DataSplits(data.train, data.test.take(np.sort(split_indices(len(data.test), cfg.data.test_subset,
+                                                                           cfg.seed))), data.num_classes)
+    return data
+
+
+def search_splits(cfg: Config, train: ImageSet) -> tuple[ImageSet, ImageSet]:
+    """The weight part and the held-out alpha part of (a seeded subset of) the training set."""
+    index = split_indices(len(train), cfg.data.search_subset, cfg.seed)
+    held_out = int(round(len(index) * cfg.data.search_val_fraction))
+    if held_out < 1 or held_out >= len(index):
+        raise ValueError(f"search_val_fraction {cfg.data.search_val_fraction} of {len(index)} images leaves an "
+                         "empty split")
+    return train.take(index[held_out:]), train.take(index[:held_out])
+
+
+def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    """A generator for one epoch and one stream of random draws, the same in every process."""
+    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) >> 1)
+
+
+def param_groups(named: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
+    """Weight decay on conv/linear weights only (not on BN, PReLU, biases or learned scales: 1-D)."""
+    decay, no_decay = [], []
+    for _, p in named:
+        (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(named: Iterable[tuple[str, nn.Parameter]], name: str, lr: float, weight_decay: float,
+                   momentum: float) -> torch.optim.Optimizer:
+    """timm's optimizer ``name`` ("sgd", "adam", "adamw", ...) over ``param_groups``."""
+    try:
+        return create_optimizer_v2(param_groups(named, weight_decay), opt=name, lr=lr, weight_decay=weight_decay,
+                                   momentum=momentum)
+    except (ValueError, AssertionError) as exc:
+        raise ValueError(f"optimizer {name!r}: {exc}") from None
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int, min_lr: float, warmup_epochs: int = 0):
+    """timm's cosine schedule, stepped once per epoch with the epoch index."""
+    scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=epochs, min_lr=min_lr,
+                                       warmup_epochs=warmup_epochs, warmup_lr=min_lr if warmup_epochs else 1e-5)
+    return scheduler
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageSet, batch_size: int, normalize: Normalizer) -> tuple[float, float]:
+    """Mean cross-entropy and top-1 accuracy of ``model`` in eval mode."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for x, y in batches(data, batch_size, normalize):
+        logits = model(x)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    return loss_sum / len(data), correct / len(data)
+
+
+def _save(path: Path, payload: dict) -> None:
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _start(path: Path, resume: bool, settings: dict, stream: TextIO | None) -> dict | None:
+    """The checkpoint to resume from (None: start anew); errors on a stale checkpoint or changed settings."""
+    if not path.is_file():
+        if resume:
+            print(f"no checkpoint at {path}; starting from the first epoch", file=stream)
+        return None
+    if not resume:
+        raise FileExistsError(f"{path} holds an earlier run: add --resume to continue it, or choose another --out")
+    state = torch.load(path, weights_only=True)
+    saved, now = _flat({k: state.get(k) for k in settings}), _flat(settings)
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if differ:
+        raise ValueError(f"cannot resume {path}: it was written with other settings ({', '.join(differ[:6])}); "
+                         "use the same config and options, or another --out")
+    return state
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(1) == labels).float().mean())
+
+
+def arch_step(model: SearchNetwork, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One first-order alpha step on a held-out batch: only alpha receives gradients and changes."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward(inputs=model.arch_parameters())
+    optimizer.step()
+    return loss.item()
+
+
+def weight_step(model: nn.Module, optimizer: torch.optim.Optimizer, weights: list[nn.Parameter], x: torch.Tensor,
+                y: torch.Tensor, grad_clip: float) -> tuple[float, torch.Tensor]:
+    """One step of ``weights`` (not alpha) on a training batch, gradient norm clipped; returns loss and logits."""
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward(inputs=weights)
+    nn.utils.clip_grad_norm_(weights, grad_clip)
+    optimizer.step()
+    return loss.item(), logits.detach()
+
+
+def run_search(cfg: Config, out_dir: str | Path, resume: bool = False, stream: TextIO | None = None) -> dict:
+    """Search (or continue searching) and write ``out_dir``: ``genotype.arch.json``, ``search.json``, the
+    checkpoint. Returns the summary that ``search.json`` holds."""
+    out = Path(out_dir)
+    config = cfg.to_dict()
+    state = _start(out / SEARCH_CHECKPOINT, resume, {"config": config}, stream)
+    data = load_data(cfg)
+    train, held_out = search_splits(cfg, data.train)
+    normalize = Normalizer.of(train.images)
+    search, total = cfg.search, cfg.search.epochs
+    torch.manual_seed(cfg.seed)
+    model = build_search_network(cfg.model, search.stages[0].mode, data.in_channels, data.num_classes,
+                                 torch.Generator().manual_seed(cfg.seed), search.temperature.at(0, total))
+    weights = [p for _, p in model.weight_parameters()]
+    w_opt = make_optimizer(model.weight_parameters(), search.optimizer, search.lr, search.weight_decay,
+                           search.momentum)
+    scheduler = make_scheduler(w_opt, total, search.min_lr)
+    a_opt = create_optimizer_v2(model.arch_parameters(), opt="adam", lr=search.arch_lr,
+                                weight_decay=search.arch_weight_decay, betas=search.arch_betas)
+    history, seconds, start_epoch = [], 0.0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        w_opt.load_state_dict(state["w_opt"])
+        a_opt.load_state_dict(state["a_opt"])
+        history, seconds, start_epoch = state["history"], state["seconds"], state["epoch"]
+    bs = cfg.data.batch_size
+    steps = min(num_batches(len(train), bs, True), num_batches(len(held_out), bs, True))
+    if steps < 1:
+        raise ValueError(f"the search splits ({len(train)} and {len(held_out)} images) hold no full batch of "
+                         f"data.batch_size={bs}")
+    steps = min(steps, search.steps_per_epoch or steps)
+    bar = ProgressBar(total * steps, "search", stream=stream)
+    if start_epoch:
+        bar.update(start_epoch * steps, "resumed")
+    for epoch in range(start_epoch, total):
+        began = time.monotonic()
+        _, stage = stage_at(search.stages, epoch)
+        set_binary_mode(model, stage.mode)
+        model.temperature = search.temperature.at(epoch, total)
+        scheduler.step(epoch)
+        train_it = batches(train, bs, normalize, epoch_generator(cfg.seed, epoch, 0), cfg.data.crop_padding, True)
+        held_it = batches(held_out, bs, normalize, epoch_generator(cfg.seed, epoch, 1), cfg.data.crop_padding, True)
+        model.train()
+        loss_sum = acc_sum = 0.0
+        for step in range(steps):
+            (x, y), (xv, yv) = next(train_it), next(held_it)
+            arch_step(model, a_opt, xv, yv)
+            loss, logits = weight_step(model, w_opt, weights, x, y, search.grad_clip)
+            loss_sum += loss
+            acc_sum += _accuracy(logits, y)
+            bar.update(epoch * steps + step + 1, f"epoch {epoch + 1}/{total} {stage.mode} T={model.temperature:.3g} "
+                                                 f"loss {loss_sum / (step + 1):.3f} acc {acc_sum / (step + 1):.3f}")
+        val_loss, val_acc = evaluate(model, held_out, cfg.data.eval_batch_size, normalize)
+        genotype = model.genotype()
+        seconds += time.monotonic() - began
+        history.append({"epoch": epoch + 1, "mode": stage.mode, "temperature": model.temperature,
+                        "lr": w_opt.param_groups[0]["lr"], "train_loss": loss_sum / steps,
+                        "train_acc": acc_sum / steps, "val_loss": val_loss, "val_acc": val_acc,
+                        "genotype": str(genotype), "seconds": time.monotonic() - began})
+        _save(out / SEARCH_CHECKPOINT, {"config": config, "epoch": epoch + 1, "model": model.state_dict(),
+                                        "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
+                                        "history": history, "seconds": seconds})
+        save_arch(out / "genotype.arch.json", genotype_to_arch(genotype, model.op_names))
+        atomic_write_text(out / "search.json", json.dumps(
+            _search_summary(cfg, model, history, seconds, len(train), len(held_out)), indent=1) + "\n")
+    return _search_summary(cfg, model, history, seconds, len(train), len(held_out))
+
+
+def _search_summary(cfg: Config, model: SearchNetwork, history: list, seconds: float, n_train: int,
+                    n_held_out: int) -> dict:
+    genotype = model.genotype()
+    with torch.no_grad():
+        op_weights = model.arch_weights()
+    weights = {kind: [dict(zip(model.op_names, (round(v, 5) for v in row))) for row in w.tolist()]
+               for kind, w in op_weights.items()}
+    return {"genotype": str(genotype), "arch": genotype_to_arch(genotype, model.op_names).as_dict(),
+            "epochs": len(history), "seconds": seconds, "weight_images": n_train, "held_out_images": n_held_out,
+            "final_val_acc": history[-1]["val_acc"] if history else None, "op_weights": weights,
+            "history": history, "config": cfg.to_dict()}
+
+
+def _param_counts(model: nn.Module) -> dict[str, int]:
+    binary = sum(m.weight.numel() for m in model.modules()
+                 if isinstance(m, BinaryConv2d) and m.mode in ("weights", "weights_activations"))
+    return {"params": sum(p.numel() for p in model.parameters()), "binary_weights": binary}
+
+
+def run_train(cfg: Config, arch: Arch, out_dir: str | Path, full_precision: bool = False, resume: bool = False,
+              stream: TextIO | None = None) -> dict:
+    """Train the discrete network of ``arch`` (binary, or its full-precision twin) and score it on the test
+    split; writes ``out_dir``: ``result.json``, ``model.pth`` (weights), the checkpoint."""
+    out = Path(out_dir)
+    mode = "real" if full_precision else cfg.train.mode
+    config = cfg.to_dict()
+    state = _start(out / TRAIN_CHECKPOINT, resume, {"config": config, "arch": arch.as_dict(), "mode": mode}, stream)
+    data = load_data(cfg)
+    train = data.train.take(split_indices(len(data.train), cfg.data.train_subset, cfg.seed))
+    normalize = Normalizer.of(train.images)
+    genotype = arch_to_genotype(arch, cfg.model.steps)
+    torch.manual_seed(cfg.seed)
+    model = build_fixed_network(cfg.model, genotype, mode, data.in_channels, data.num_classes)
+    tc = cfg.train
+    opt = make_optimizer(model.named_parameters(), tc.optimizer, tc.lr, tc.weight_decay, tc.momentum)
+    scheduler = make_scheduler(opt, tc.epochs, tc.min_lr, tc.warmup_epochs)
+    history, seconds, start_epoch = [], 0.0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        history, seconds, start_epoch = state["history"], state["seconds"], state["epoch"]
+    bs = cfg.data.batch_size
+    steps = min(num_batches(len(train), bs, True), tc.steps_per_epoch or len(train))
+    if steps < 1:
+        raise ValueError(f"the training set ({len(train)} images) holds no full batch of data.batch_size={bs}")
+    bar = ProgressBar(tc.epochs * steps, f"train {'fp' if mode == 'real' else mode}", stream=stream)
+    if start_epoch:
+        bar.update(start_epoch * steps, "resumed")
+    for epoch in range(start_epoch, tc.epochs):
+        began = time.monotonic()
+        scheduler.step(epoch)
+        model.train()
+        it = batches(train, bs, normalize, epoch_generator(cfg.seed, epoch, 2), cfg.data.crop_padding, True)
+        loss_sum = acc_sum = 0.0
+        for step in range(steps):
+            x, y = next(it)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            loss_sum += loss.item()
+            acc_sum += _accuracy(logits, y)
+            bar.update(epoch * steps + step + 1, f"epoch {epoch + 1}/{tc.epochs} loss {loss_sum / (step + 1):.3f} "
+                                                 f"acc {acc_sum / (step + 1):.3f}")
+        seconds += time.monotonic() - began
+        history.append({"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / steps,
+                        "train_acc": acc_sum / steps, "seconds": time.monotonic() - began})
+        _save(out / TRAIN_CHECKPOINT, {"config": config, "arch": arch.as_dict(), "mode": mode, "epoch": epoch + 1,
+                                       "model": model.state_dict(), "opt": opt.state_dict(), "history": history,
+                                       "seconds": seconds})
+    began = time.monotonic()
+    test_loss, test_acc = evaluate(model, data.test, cfg.data.eval_batch_size, normalize)
+    result = {"mode": mode, "test_acc": test_acc, "test_loss": test_loss, "test_images": len(data.test),
+              "train_images": len(train), "epochs": tc.epochs, "train_seconds": seconds,
+              "test_seconds": time.monotonic() - began, **_param_counts(model), "genotype": str(genotype),
+              "arch": arch.as_dict(), "history": history, "config": config}
+    _save(out / "model.pth", {"state_dict": model.state_dict(), "arch": arch.as_dict(), "mode": mode,
+                              "config": config})
+    atomic_write_text(out / "result.json", json.dumps(result, indent=1) + "\n")
+    return result
