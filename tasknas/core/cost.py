@@ -378,9 +378,10 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
                             median_seconds(lambda: module(*a, **kw), latency_repeats, cuda)
                             for a, kw in calls[id(choice)])
         module_keys = sorted({c.key for c in module_choices})
-        whole = _Prober(model, [inputs], lambda m, c: [forward(m, i) for i in c])
+        set_arch(model, ref)
+        whole = None
         if value_keys:
-            set_arch(model, ref)
+            whole = _Prober(model, [inputs], lambda m, c: [forward(m, i) for i in c])
             value_choices = [c for c in choices if not c.holds_modules]
             found = _probe_target(model, value_choices, inputs, forward)
             prober = _Prober(*found) if found else whole
@@ -398,22 +399,23 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
                         if key in pruned:
                             params[key][option] = prober.params(probe) - ref_params
             base_params = whole.params(ref) - sum(params[k][ref[k]] for k in module_keys)
+            base_flops = whole.flops(ref) - sum(flops[k][ref[k]] for k in module_keys)
         else:
             base_params = sum(p.numel() for p in model.parameters() if id(p) not in in_choices)
-        base_flops = whole.flops(ref) - sum(flops[k][ref[k]] for k in module_keys)
+            base_flops = count_flops(ForwardModule(model, forward), inputs) - sum(flops[k][ref[k]] for k in module_keys)
         base = {"flops": float(base_flops), "params": float(base_params)}
         options = {"flops": flops, "params": params}
         if lat is not None:
-            def whole(arch: Arch) -> float:
+            def seconds(arch: Arch) -> float:
                 set_arch(model, arch)
                 with torch.no_grad():
                     return median_seconds(lambda: forward(model, inputs), latency_repeats, cuda)
 
-            total_lat = whole(ref)
+            total_lat = seconds(ref)
             for key in value_keys:
                 for option in space[key]:
                     if option != ref[key]:
-                        lat[key][option] = whole(make_arch(space, {**ref.as_dict(), key: option})) - total_lat
+                        lat[key][option] = seconds(make_arch(space, {**ref.as_dict(), key: option})) - total_lat
             base["latency"] = max(0.0, total_lat - sum(lat[k][ref[k]] for k in module_keys))
             options["latency"] = lat
         shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else None

@@ -105,3 +105,13 @@ def test_gates_survive_json_and_bad_gates_are_named(tmp_path):
         CostTable(table.space, table.base, table.options, gates={"layer1": ("nope", (1,))})
     with pytest.raises(ValueError, match="gate must be"):
         Choice("x", (1, 2), gate=("x", (1,)))
+
+
+def test_a_latency_table_of_value_choices_is_measured_and_still_checked_exact():
+    net = Net()
+    table = build_cost_table(net, torch.randn(1, 3, 8, 8), latency=True, latency_repeats=2)
+    assert table.metrics == ("flops", "params", "latency", "macs")
+    assert table.options["latency"]["depth"][3] == 0.0  # the reference arch: every gate open
+    assert table.base["latency"] > 0
+    arch = make_arch(space_of(net), {"depth": 3, "layer0": "a", "layer1": "b", "layer2": "ab"})
+    assert table.flops(arch) == count_flops(fix(net, arch), torch.randn(1, 3, 8, 8))

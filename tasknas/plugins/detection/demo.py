@@ -106,7 +106,7 @@ class TrainProgressHook(Hook):
         self.loss = None
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        loss = float(outputs["loss"]) if outputs and "loss" in outputs else float("nan")
+        loss = float(outputs["loss"].detach()) if outputs and "loss" in outputs else float("nan")
         self.loss = loss if self.loss is None else 0.95 * self.loss + 0.05 * loss
         self.bar.update(runner.iter + 1, f"loss {self.loss:.3f}")
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -107,10 +108,12 @@ class SearchableNASFPN(BaseModule):
         self.extra_downsamples = nn.ModuleList(
             nn.Sequential(ConvModule(out_channels, out_channels, 1, norm_cfg=norm_cfg, act_cfg=None),
                           nn.MaxPool2d(2, 2)) for _ in range(extra))
-        self.fpn_stages = nn.ModuleList(
-            nn.ModuleList(ConvModule(out_channels, out_channels, 3, padding=1, bias=True, norm_cfg=norm_cfg,
-                                     order=("act", "conv", "norm")) for _ in range(num_cells))
-            for _ in range(stack_times))
+        with warnings.catch_warnings():  # a conv bias before BN, as mmdet's NASFPN has (same parameter count)
+            warnings.filterwarnings("ignore", "Unnecessary conv bias")
+            self.fpn_stages = nn.ModuleList(
+                nn.ModuleList(ConvModule(out_channels, out_channels, 3, padding=1, bias=True, norm_cfg=norm_cfg,
+                                         order=("act", "conv", "norm")) for _ in range(num_cells))
+                for _ in range(stack_times))
         first_output = num_cells - num_outs
         choices = {"outputs": Choice(f"{key_prefix}outputs",
                                      tuple(",".join(p) for p in itertools.permutations(self.levels)))}
