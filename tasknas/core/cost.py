@@ -186,17 +186,11 @@ class CostConstraint:
         return f"{self.metric} in [{lo}, {hi}]"
 
 
-def _capture_choice_inputs(model: nn.Module, inputs: Any, forward: Forward) -> dict[int, list[tuple]]:
-    """Run ``forward`` once (no grad) and record the (args, kwargs) of every call of every module choice."""
+def _record_calls(modules: list[nn.Module], model: nn.Module, inputs: Any, forward: Forward) -> dict[int, list[tuple]]:
+    """Run ``forward`` once (no grad) and record the (args, kwargs) of every call of each of ``modules``."""
     calls: dict[int, list[tuple]] = {}
-    hooks = []
-
-    def hook(module, args, kwargs):
-        calls.setdefault(id(module), []).append((args, kwargs))
-
-    for choice in choices_of(model):
-        if choice.holds_modules:
-            hooks.append(choice.register_forward_pre_hook(hook, with_kwargs=True))
+    hooks = [m.register_forward_pre_hook(lambda mod, a, kw: calls.setdefault(id(mod), []).append((a, kw)),
+                                         with_kwargs=True) for m in modules]
     try:
         with torch.no_grad():
             forward(model, inputs)
@@ -204,6 +198,11 @@ def _capture_choice_inputs(model: nn.Module, inputs: Any, forward: Forward) -> d
         for h in hooks:
             h.remove()
     return calls
+
+
+def _capture_choice_inputs(model: nn.Module, inputs: Any, forward: Forward) -> dict[int, list[tuple]]:
+    """The (args, kwargs) of every call of every module choice in one forward pass."""
+    return _record_calls([c for c in choices_of(model) if c.holds_modules], model, inputs, forward)
 
 
 def _shapes(obj: Any) -> Any:
@@ -277,15 +276,7 @@ def _probe_target(model: nn.Module, value_choices: list, inputs: Any,
             k += 1
         common = common[:k]
     chain = [model.get_submodule(".".join(common[:i])) for i in range(len(common) + 1)]
-    calls: dict[int, list[tuple]] = {}
-    hooks = [m.register_forward_pre_hook(lambda mod, a, kw: calls.setdefault(id(mod), []).append((a, kw)),
-                                         with_kwargs=True) for m in chain[1:]]
-    try:
-        with torch.no_grad():
-            forward(model, inputs)
-    finally:
-        for h in hooks:
-            h.remove()
+    calls = _record_calls(chain[1:], model, inputs, forward)
     for module in reversed(chain[1:]):
         if id(module) in calls:
             return module, calls[id(module)]
