@@ -39,6 +39,7 @@ class SearchableShuffleNetBackbone(BaseModule):
         body = create_space(space)
         for choice in choices_of(body):
             choice.key = key_prefix + choice.key
+        body.block_keys = [key_prefix + key for key in body.block_keys]  # arch_from_indices gives prefixed keys
         if any(not isinstance(i, int) or not 0 <= i < len(body.stages) for i in out_indices) or not out_indices:
             raise ValueError(f"out_indices {tuple(out_indices)!r} must be a non-empty subset of "
                              f"0..{len(body.stages) - 1} (C2..C5)")
