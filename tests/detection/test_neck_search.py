@@ -90,6 +90,14 @@ def test_neck_search_export_and_the_exported_config_in_the_stock_runner(trained_
     name, cfg, weights = trained_neck
     result = search(cfg, weights, tmp_path / "search", **SETTINGS)
     assert len(result.records) == 8
+    assert (tmp_path / "search" / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    gates = json.loads((tmp_path / "search" / "cost_table.json").read_text())["gates"]
+    if name == "bifpn":  # the choices of layers 1 and 2 count only while the depth keeps those layers
+        assert all(g == ["neck.depth", [2, 3]] for k, g in gates.items() if k.startswith("neck.layer1."))
+        assert all(g == ["neck.depth", [3]] for k, g in gates.items() if k.startswith("neck.layer2."))
+        assert len(gates) == 16 and not any(k.startswith("neck.layer0.") for k in gates)
+    else:
+        assert gates == {}
     model = evaluation.build_detector(cfg, weights, "cpu")
     space = space_of(model)
     keys = set(space)
