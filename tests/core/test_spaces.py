@@ -1,13 +1,11 @@
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from tasknas.core import build_cost_table, create_space, fix, list_spaces, register_space, sample, set_arch, space_of
 from tasknas.core.spaces.shufflenet import DETNAS_FPN_300M, OPTIONS
+from tests.openmmlab_blocked import LOADED, run_blocked
 
 EXPECTED = {  # blocks, widths (DESIGN.md), MACs range class at 224x224 with the classifier head
     "detnas_shufflenet_small": (20, (64, 160, 320, 640), (250e6, 420e6)),
@@ -71,24 +69,14 @@ def test_register_space_refuses_a_second_factory_under_the_same_name():
         register_space(detnas_shufflenet_small)
 
 
-BLOCKER = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('mmdet', 'mmseg', 'mmcv', 'mmengine'):
-            raise ImportError('blocked: ' + name)
-sys.meta_path.insert(0, Block())
-sys.path.insert(0, {root!r})
+CORE_CODE = f"""
 import tasknas.core as core
 net = core.create_space('detnas_shufflenet_small')
-mm = sorted(m for m in sys.modules if m.split('.')[0] in ('mmdet', 'mmseg', 'mmcv', 'mmengine'))
-print(mm, len(core.space_of(net)))
+print({LOADED}, len(core.space_of(net)))
 """
 
 
 def test_core_imports_with_the_openmmlab_packages_blocked():
-    root = str(Path(__file__).resolve().parents[2])
-    proc = subprocess.run([sys.executable, "-c", BLOCKER.format(root=root)], capture_output=True, text=True,
-                          timeout=120)
+    proc = run_blocked(CORE_CODE)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["[]", "20"]
