@@ -330,6 +330,7 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
     choices = list(choices_of(model))
     gates = _gates_of(choices, space)
     module_choices = [c for c in choices if c.holds_modules]
+    module_keys = sorted({c.key for c in module_choices})
     value_keys = sorted({c.key for c in choices if not c.holds_modules})
     for choice in module_choices:
         for inner in choices_of(choice.candidates):
@@ -340,8 +341,10 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
     model.eval()
     try:
         ref = _reference_arch(space, gates)
-        last = make_arch(space, {k: (space[k][-1] if choice_holds else ref[k])
-                                 for k, choice_holds in _holds_modules(choices).items()})
+        last = make_arch(space, {k: space[k][-1] if k in module_keys else ref[k] for k in space})
+        # The reference arch with one value choice changed: what probes measure against the reference.
+        probes = [(key, option, make_arch(space, {**ref.as_dict(), key: option}))
+                  for key in value_keys for option in space[key] if option != ref[key]]
         set_arch(model, last)
         shapes_last = {i: _shapes(c) for i, c in _capture_choice_inputs(model, inputs, forward).items()}
         set_arch(model, ref)
@@ -368,7 +371,6 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
                         lat[choice.key][option] += sum(
                             median_seconds(lambda: module(*a, **kw), latency_repeats, cuda)
                             for a, kw in calls[id(choice)])
-        module_keys = sorted({c.key for c in module_choices})
         set_arch(model, ref)
         whole = None
         if value_keys:
@@ -382,13 +384,10 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
             pruned = {c.key for owner in _self_fixing(target) for c in choices_of(owner)}
             ref_flops = prober.flops(ref)
             ref_params = prober.params(ref) if pruned else 0.0
-            for key in value_keys:
-                for option in space[key]:
-                    if option != ref[key]:
-                        probe = make_arch(space, {**ref.as_dict(), key: option})
-                        flops[key][option] = prober.flops(probe) - ref_flops
-                        if key in pruned:
-                            params[key][option] = prober.params(probe) - ref_params
+            for key, option, probe in probes:
+                flops[key][option] = prober.flops(probe) - ref_flops
+                if key in pruned:
+                    params[key][option] = prober.params(probe) - ref_params
             base_params = whole.params(ref) - sum(params[k][ref[k]] for k in module_keys)
             base_flops = whole.flops(ref) - sum(flops[k][ref[k]] for k in module_keys)
         else:
@@ -403,10 +402,8 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
                     return median_seconds(lambda: forward(model, inputs), latency_repeats, cuda)
 
             total_lat = seconds(ref)
-            for key in value_keys:
-                for option in space[key]:
-                    if option != ref[key]:
-                        lat[key][option] = seconds(make_arch(space, {**ref.as_dict(), key: option})) - total_lat
+            for key, option, probe in probes:
+                lat[key][option] = seconds(probe) - total_lat
             base["latency"] = max(0.0, total_lat - sum(lat[k][ref[k]] for k in module_keys))
             options["latency"] = lat
         shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else None
@@ -428,10 +425,6 @@ def build_cost_table(model: nn.Module, inputs: Any, forward: Forward | None = No
         for module, flag in saved_training.items():
             module.training = flag
     return table
-
-
-def _holds_modules(choices) -> dict[str, bool]:
-    return {c.key: c.holds_modules for c in choices}
 
 
 class ForwardModule(nn.Module):
