@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from _timing import Timings, add_process_arguments, interleave, measure_in_processes, verdict
 
-from tasknas.core import Arch, SearchResult, build_cost_table, create_space, evolve, space_of
+from tasknas.core import Arch, EvolutionConfig, SearchResult, build_cost_table, create_space, evolve, space_of
 
 GOAL = 1.01
 
@@ -59,15 +59,15 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             x @ x
         return float(sum((i + 1) * space[key].index(option) for i, (key, option) in enumerate(arch)))
 
-    settings = dict(population=args.population, topk=max(2, args.population // 5),
-                    mutations=args.population * 2 // 5, crossovers=args.population * 2 // 5,
-                    generations=args.generations, seed=0)
+    config = EvolutionConfig(strategy="evolution", population=args.population, topk=max(2, args.population // 5),
+                             mutations=args.population * 2 // 5, crossovers=args.population * 2 // 5,
+                             generations=args.generations, seed=0)
     with tempfile.TemporaryDirectory(dir=args.state_dir) as tmp:
         runs = iter(range(10 ** 9))
 
         def search(with_state: bool = True) -> SearchResult:
             path = Path(tmp) / f"state{next(runs)}.json" if with_state else None
-            return evolve(space, score, constraints=[constraint], cost=table.macs, state_path=path, **settings)
+            return evolve(space, score, config, constraints=[constraint], cost=table.macs, state_path=path)
 
         archs = [record.arch for record in search().records]
 

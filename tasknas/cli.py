@@ -102,14 +102,17 @@ def _search(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     _cfg_options(parser)
     args = parser.parse_args(argv)
+    from .core import EvolutionConfig
     from .plugins.detection.search import Limits, search
 
     result = search(args.config, args.checkpoint, args.work_dir, resume=args.resume, options=args.cfg_options,
                     limits=Limits(args.macs_min, args.macs_max, args.params_min, args.params_max, args.latency_max),
                     backbone_only=args.backbone_only, input_size=args.input_size, calib_images=args.calib_images,
-                    split=args.split, population=args.population, topk=args.topk, mutations=args.mutations,
-                    crossovers=args.crossovers, mutation_prob=args.mutation_prob, generations=args.generations,
-                    seed=args.seed)
+                    split=args.split,
+                    evolution=EvolutionConfig.preset("detnas", population=args.population, topk=args.topk,
+                                                     mutations=args.mutations, crossovers=args.crossovers,
+                                                     mutation_prob=args.mutation_prob, generations=args.generations,
+                                                     seed=args.seed))
     print(f"best arch (bbox mAP {result.best_score:.4f}): {args.work_dir}/best.arch.json")
     return 0
 

@@ -30,6 +30,7 @@ from .core import (
     ProgressBar,
     build_cost_table,
     create_space,
+    EvolutionConfig,
     evolve,
     fix,
     sample_like,
@@ -149,9 +150,11 @@ def run(out_dir: Path, iterations: int, generations: int, population: int, seed:
     state = out_dir / "search_state.json"
     for stale in (state, out_dir / "search_state.records.jsonl"):  # a new demo run starts a new search
         stale.unlink(missing_ok=True)
-    result = evolve(space, score, constraints=[table.constraint("macs", hi=budget)], cost=table.macs,
-                    population=population, topk=max(2, population // 4), mutations=population * 2 // 5,
-                    crossovers=population * 2 // 5, generations=generations, seed=seed, state_path=state,
+    config = EvolutionConfig(strategy="evolution", population=population, topk=max(2, population // 4),
+                             mutations=population * 2 // 5, crossovers=population * 2 // 5, generations=generations,
+                             seed=seed)
+    result = evolve(space, score, config, constraints=[table.constraint("macs", hi=budget)], cost=table.macs,
+                    state_path=state,
                     progress=lambda e: bar.update(
                         e["scored"],
                         f"gen {e['generation'] + 1}/{e['generations']} best val acc {e['best_score']:.3f}"))

@@ -30,7 +30,7 @@ import math
 import os
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,29 +44,89 @@ STATE_VERSION = 1
 Constraint = Callable[[Arch], bool]
 
 
+STRATEGIES = ("evolution", "random")
+PRESETS = {
+    # Guo et al. (SPOS): 50 / top 10 / 25 mutations @ p=0.1 / 25 crossovers / 20 generations
+    "spos": dict(strategy="evolution", population=50, topk=10, mutations=25, crossovers=25, mutation_prob=0.1,
+                 generations=20),
+    # Chen et al. (DetNAS): 50 / top 10 / 20 mutations / 20 crossovers / 10 random, 20 generations
+    "detnas": dict(strategy="evolution", population=50, topk=10, mutations=20, crossovers=20, mutation_prob=0.1,
+                   generations=20),
+}
+
+
 @dataclass(frozen=True)
 class EvolutionConfig:
-    population: int = 50
-    topk: int = 10
-    mutations: int = 25
+    """The settings of one search, validated on construction.
+
+    ``budget`` is the number of distinct archs scored: the search never scores more and ends when it is
+    spent. A setting left at ``None`` is derived: without a budget the SPOS values (50 / top 10 / 25
+    mutations / 25 crossovers / 20 generations); with a budget a population of ``budget // 5`` (4..50),
+    top ``population // 5``, ``population // 2`` mutations and crossovers, and as many generations as the
+    budget allows. A population set explicitly larger than the budget is an error (the first, random
+    population alone would not fit). :meth:`preset` gives the papers' settings verbatim.
+    """
+
+    strategy: str = "evolution"
+    population: int | None = None
+    topk: int | None = None
+    mutations: int | None = None
+    crossovers: int | None = None
     mutation_prob: float = 0.1
-    crossovers: int = 25
-    generations: int = 20
+    generations: int | None = None
+    budget: int | None = None
     seed: int = 0
     max_tries: int = 10  # a proposal loop for n archs stops after max_tries * n attempts
 
     def __post_init__(self):
-        for name in ("population", "topk", "generations", "max_tries"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown search strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        for name in ("population", "topk", "mutations", "crossovers", "generations", "budget", "seed", "max_tries"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"evolution {name} must be an int, got {value!r}")
+        for name in ("population", "topk", "generations", "budget", "max_tries"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"evolution {name} must be a positive int, got {getattr(self, name)!r}")
         for name in ("mutations", "crossovers"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"evolution {name} must be an int >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.mutation_prob, (int, float)) or not 0.0 <= self.mutation_prob <= 1.0:
+            raise ValueError(f"mutation_prob must be in [0, 1], got {self.mutation_prob!r}")
+        if self.budget is not None and self.population is not None and self.population > self.budget:
+            raise ValueError(f"the population ({self.population}) is larger than the budget ({self.budget}): the "
+                             "first, random population alone would exceed it; set population <= budget or leave it "
+                             "unset to derive it from the budget")
+        for name, value in _plan(self).items():
+            object.__setattr__(self, name, value)
         if self.mutations + self.crossovers > self.population:
             raise ValueError(f"mutations + crossovers ({self.mutations} + {self.crossovers}) exceed the "
                              f"population ({self.population})")
-        if not 0.0 <= self.mutation_prob <= 1.0:
-            raise ValueError(f"mutation_prob must be in [0, 1], got {self.mutation_prob!r}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> EvolutionConfig:
+        """A paper's settings (``'spos'``, ``'detnas'``) with ``overrides`` (e.g. ``budget=100``, ``seed=1``)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown evolution preset {name!r}; expected one of {', '.join(PRESETS)}")
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown evolution settings {unknown}; expected some of {[f.name for f in fields(cls)]}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+def _plan(config: EvolutionConfig) -> dict[str, int]:
+    """Values for the settings left at ``None`` (see :class:`EvolutionConfig`)."""
+    budget = config.budget
+    population = config.population
+    if population is None:
+        population = 50 if budget is None else max(1, min(budget, max(4, min(50, budget // 5))))
+    out = {"population": population,
+           "topk": config.topk if config.topk is not None else (10 if budget is None else max(2, population // 5)),
+           "mutations": population // 2 if config.mutations is None else config.mutations,
+           "crossovers": population // 2 if config.crossovers is None else config.crossovers,
+           # with a budget, the budget ends the search: every generation scores at least one new arch
+           "generations": config.generations if config.generations is not None else (20 if budget is None else budget)}
+    return out
 
 
 @dataclass
@@ -215,11 +275,15 @@ class _Search:
                 out.append(arch)
                 taken.add(arch)
 
+    def left(self) -> int | None:
+        """How many more archs the budget allows (None: no budget)."""
+        return None if self.config.budget is None else self.config.budget - len(self.records)
+
     def propose(self) -> list[Arch]:
         cfg, rng = self.config, self.rng
         out: list[Arch] = []
         taken: set[Arch] = set()
-        parents = [r.arch for r in top_records(self.records, cfg.topk)]
+        parents = [r.arch for r in top_records(self.records, cfg.topk)] if cfg.strategy == "evolution" else []
         if parents:
             self._fill(out, taken, cfg.mutations,
                        lambda: mutate(parents[rng.randrange(len(parents))], self.space, rng, cfg.mutation_prob))
@@ -227,7 +291,8 @@ class _Search:
                        lambda: crossover(parents[rng.randrange(len(parents))],
                                          parents[rng.randrange(len(parents))], rng))
         self._fill(out, taken, cfg.population - len(out), lambda: sample(self.space, rng))
-        return out
+        left = self.left()
+        return out if left is None else out[:max(0, left)]
 
     # -- persistence ----------------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -303,21 +368,23 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def evolve(space: Mapping[str, Sequence[Option]], score: Callable[[Arch], float | Mapping[str, Any]], *,
-           constraints: Sequence[Constraint] = (), cost: Callable[[Arch], float] | None = None,
-           population: int = 50, topk: int = 10, mutations: int = 25, mutation_prob: float = 0.1,
-           crossovers: int = 25, generations: int = 20, seed: int = 0, max_tries: int = 10,
-           state_path: str | os.PathLike | None = None, resume: bool = False,
-           progress: Callable[[dict], None] | None = None) -> SearchResult:
-    """Run the evolutionary search and return the global top-k, all records and the Pareto front.
+def evolve(space: Mapping[str, Sequence[Option]], score: Callable[[Arch], float | Mapping[str, Any]],
+           config: EvolutionConfig | None = None, *, constraints: Sequence[Constraint] = (),
+           cost: Callable[[Arch], float] | None = None, state_path: str | os.PathLike | None = None,
+           resume: bool = False, progress: Callable[[dict], None] | None = None) -> SearchResult:
+    """Run the search and return the global top-k, all records and the Pareto front.
 
-    ``constraints`` are predicates over archs (e.g. ``table.constraint("macs", hi=300e6)``); any with a
+    ``config`` holds the settings (``None``: ``EvolutionConfig()``; see :meth:`EvolutionConfig.preset` for the
+    papers'). ``constraints`` are predicates over archs (e.g. ``table.constraint("macs", hi=300e6)``); any with a
     ``check_feasible()`` method is asked first, so a range no arch can meet fails before any scoring.
     ``cost(arch)`` (e.g. ``table.macs``) is recorded for each candidate and defines the Pareto front.
     ``progress`` receives a dict after every scored candidate.
     """
     space = Space(space)
-    config = EvolutionConfig(population, topk, mutations, mutation_prob, crossovers, generations, seed, max_tries)
+    if config is None:
+        config = EvolutionConfig()
+    elif not isinstance(config, EvolutionConfig):
+        raise TypeError(f"evolve() config must be an EvolutionConfig, got {type(config).__name__}")
     for c in constraints:
         if hasattr(c, "check_feasible"):
             c.check_feasible()
@@ -380,10 +447,10 @@ def _run(search: _Search, score, cost, store: _Store | None, rank: int, world: i
                 best = min(search.records, key=_sort_key)
                 progress({"generation": search.generation, "generations": config.generations,
                           "done": len(search.candidates) - len(todo) + start + len(chunk),
-                          "candidates": len(search.candidates), "scored": len(search.records),
+                          "candidates": len(search.candidates), "scored": len(search.records), "budget": config.budget,
                           "best_score": best.score, "best": best.arch, "last_score": gathered[-1][0]})
         search.generation += 1
-        if search.generation >= config.generations:
+        if search.generation >= config.generations or search.left() == 0:
             search.done = True
             search.candidates = []
         else:

@@ -6,12 +6,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tasknas.core import broadcast_arch, evolve, recalibrate_bn, sample, set_arch, space_of
+from tasknas.core import EvolutionConfig, broadcast_arch, evolve, recalibrate_bn, sample, set_arch, space_of
 from tests.core.nets import tiny_shufflenet
 from tests.core.test_bn import BNPath
 from tests.core.test_evolution import SPACE, cost, planted
 
-EVOLVE = dict(cost=cost, population=10, topk=3, mutations=4, crossovers=4, generations=3, seed=11)
+EVOLVE = dict(config=EvolutionConfig(population=10, topk=3, mutations=4, crossovers=4, generations=3, seed=11),
+              cost=cost)
 
 
 def _calibration(rank):

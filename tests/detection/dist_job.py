@@ -7,13 +7,15 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
-from tasknas.core import choices_of
+from tasknas.core import EvolutionConfig, choices_of
 from tasknas.plugins.detection.hooks import unwrap
 from tasknas.plugins.detection.search import search
 from tasknas.plugins.detection.training import train
 from tests.detection.conftest import SHAPES_CONFIG, tiny_config
 
-SEARCH = dict(population=4, topk=2, mutations=1, crossovers=1, generations=2, calib_images=4, progress=False)
+SEARCH = dict(evolution=EvolutionConfig.preset("detnas", population=4, topk=2, mutations=1, crossovers=1,
+                                                    generations=2),
+           calib_images=4, progress=False)
 RECORDED: list[dict] = []  # the arch of every training iteration on this rank
 
 

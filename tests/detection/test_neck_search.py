@@ -11,7 +11,9 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from tasknas.core import Choice, choices_of, fix, is_fixed, load_arch, recalibrate_bn, sample, set_arch, space_of
+from tasknas.core import (
+    Choice, EvolutionConfig, choices_of, fix, is_fixed, load_arch, recalibrate_bn, sample, set_arch, space_of,
+)
 from tasknas.plugins.detection import evaluation
 from tasknas.plugins.detection.export import export
 from tasknas.plugins.detection.hooks import unwrap
@@ -29,7 +31,9 @@ COCO = {
     "bifpn": CONFIGS / "retinanet_effb0_bifpn-search_coco.py",
     "joint": CONFIGS / "retinanet_detnas-small_nasfpn-search_coco.py",
 }
-SETTINGS = dict(population=4, topk=2, mutations=1, crossovers=1, generations=2, calib_images=4, progress=False)
+SETTINGS = dict(evolution=EvolutionConfig.preset("detnas", population=4, topk=2, mutations=1, crossovers=1,
+                                                    generations=2),
+             calib_images=4, progress=False)
 
 
 class UnusedWeightsWatch(Hook):

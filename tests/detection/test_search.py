@@ -6,12 +6,14 @@ import shutil
 import pytest
 import torch
 
-from tasknas.core import load_arch, space_of
+from tasknas.core import EvolutionConfig, load_arch, space_of
 from tasknas.plugins.detection import evaluation
 from tasknas.plugins.detection.search import Limits, search
 from tests.detection.conftest import CONFIGS, tiny_config
 
-SETTINGS = dict(population=4, topk=2, mutations=1, crossovers=1, generations=2, calib_images=4, progress=False)
+SETTINGS = dict(evolution=EvolutionConfig.preset("detnas", population=4, topk=2, mutations=1, crossovers=1,
+                                                    generations=2),
+             calib_images=4, progress=False)
 
 
 def test_training_writes_plain_tensor_supernet_weights(trained):

@@ -5,6 +5,7 @@ import json
 import pytest
 from mmengine.registry import DefaultScope
 
+from tasknas.core import EvolutionConfig
 from tasknas.plugins.detection.evaluation import DetectionScorer, build_detector, calibration_batches
 from tasknas.plugins.detection.search import search
 from tasknas.plugins.detection.split import HeldOutSplit
@@ -43,8 +44,9 @@ def test_search_on_the_held_out_part_of_the_train_set(shapes_root, tmp_path):
                                         held_out=6, seed=0)
     train(cfg, tmp_path / "train")
     weights = tmp_path / "train" / "supernet.pth"
-    result = search(cfg, weights, tmp_path / "search", split="heldout", population=4, topk=2, mutations=1,
-                    crossovers=1, generations=1, calib_images=4, progress=False)
+    result = search(cfg, weights, tmp_path / "search", split="heldout", calib_images=4, progress=False,
+                    evolution=EvolutionConfig.preset("detnas", population=4, topk=2, mutations=1, crossovers=1,
+                                                     generations=1))
     assert len(result.records) == 4
     gt = json.loads((tmp_path / "search" / "heldout_annotations.json").read_text())
     scorer = DetectionScorer(cfg, build_detector(cfg, weights, "cpu"), [], "heldout", work_dir=tmp_path / "x")
@@ -58,5 +60,6 @@ def test_search_on_the_held_out_part_of_the_train_set(shapes_root, tmp_path):
 def test_held_out_split_needs_a_wrapped_train_set(trained, tmp_path):
     cfg, weights = trained
     with pytest.raises(ValueError, match="--split heldout needs the config's train dataset wrapped in"):
-        search(copy.deepcopy(cfg), weights, tmp_path, split="heldout", population=4, topk=2, mutations=1,
-               crossovers=1, generations=1, calib_images=2, progress=False)
+        search(copy.deepcopy(cfg), weights, tmp_path, split="heldout", calib_images=2, progress=False,
+               evolution=EvolutionConfig.preset("detnas", population=4, topk=2, mutations=1, crossovers=1,
+                                                generations=1))

@@ -29,7 +29,7 @@ from pathlib import Path
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
-from ...core import ProgressBar, sample_like, space_of
+from ...core import EvolutionConfig, ProgressBar, sample_like, space_of
 from ...core.spaces.shufflenet import arch_letters
 from .bifpn import describe_bifpn
 from .evaluation import DetectionScorer, build_detector, calibration_batches, detector_cost_table, load_config
@@ -136,8 +136,9 @@ def run(out: Path, iterations: int = 1000, population: int = 10, generations: in
     say(f"searching: {population} x {generations} candidates, whole-detector budget {budget:.3f} GMACs "
         f"(the space spans {lo / 1e9:.3f}-{hi / 1e9:.3f})")
     result = search(cfg, weights, out / "search", limits=Limits(macs_max=budget), calib_images=32,
-                    population=population, topk=max(2, population // 5), mutations=population * 2 // 5,
-                    crossovers=population * 2 // 5, generations=generations, seed=seed)
+                    evolution=EvolutionConfig(population=population, topk=max(2, population // 5),
+                                              mutations=population * 2 // 5, crossovers=population * 2 // 5,
+                                              generations=generations, seed=seed, strategy="evolution"))
     report = export(cfg, weights, out / "search" / "best.arch.json", out / "export", calib_images=32)
     say(f"exported the best subnet to {out / 'export'}: subnet.pth, {Path(report['config']).name}, "
         f"{Path(report['onnx']).name} (onnxruntime max rel. diff {report['onnx_max_abs_diff']:.1e})")

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
-from ...core import ProgressBar, SearchResult, evolve, save_arch, space_of
+from ...core import EvolutionConfig, ProgressBar, SearchResult, evolve, save_arch, space_of
 from ...core.state import atomic_write, atomic_write_text
 from .evaluation import (
     DetectionScorer,
@@ -51,9 +51,11 @@ def _rank() -> int:
 def search(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, work_dir: str | os.PathLike, *,
            resume: bool = False, options: dict | None = None, limits: Limits = Limits(),
            backbone_only: bool = False, input_size: tuple[int, int] | None = None, calib_images: int = 64,
-           split: str = "val", population: int = 50, topk: int = 10, mutations: int = 20, crossovers: int = 20,
-           mutation_prob: float = 0.1, generations: int = 20, seed: int = 0, progress: bool = True) -> SearchResult:
-    """Run the search; defaults are DetNAS's (50 / top 10 / 20 mutations / 20 crossovers / 10 random)."""
+           split: str = "val", evolution: EvolutionConfig | None = None, progress: bool = True) -> SearchResult:
+    """Run the search with ``evolution`` (default: ``EvolutionConfig.preset('detnas')``: 50 / top 10 / 20 mutations /
+    20 crossovers / 10 random, 20 generations); its seed also draws the calibration images."""
+    evolution = EvolutionConfig.preset("detnas") if evolution is None else evolution
+    seed = evolution.seed
     init_distributed_from_env()
     work = Path(work_dir)
     cfg = load_config(config, options)
@@ -79,17 +81,16 @@ def search(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, wo
                              work_dir=work)
     if _rank() == 0:
         table.save(work / "cost_table.json")
-    bar = ProgressBar(population * generations, "search") if progress and _rank() == 0 else None
+    total = evolution.budget or evolution.population * evolution.generations
+    bar = ProgressBar(total, "search") if progress and _rank() == 0 else None
 
     def report(event: dict) -> None:
         if bar is not None:
             bar.update(event["scored"], f"gen {event['generation'] + 1}/{event['generations']} cand "
                                         f"{event['done']}/{event['candidates']} best mAP {event['best_score']:.4f}")
 
-    result = evolve(space, scorer, constraints=constraints, cost=table.macs, population=population, topk=topk,
-                    mutations=mutations, crossovers=crossovers, mutation_prob=mutation_prob,
-                    generations=generations, seed=seed, state_path=work / "search_state.json", resume=resume,
-                    progress=report)
+    result = evolve(space, scorer, evolution, constraints=constraints, cost=table.macs,
+                    state_path=work / "search_state.json", resume=resume, progress=report)
     if _rank() == 0:
         write_results(work, result, table, {"config": str(config), "checkpoint": str(checkpoint),
                                             "input_size": list(size), "backbone_only": backbone_only,
