@@ -75,7 +75,7 @@ def test_temperature_schedule_values(schedule, epochs, expected):
 def test_temperature_schedule_rejects_bad_values():
     with pytest.raises(ValueError, match="kind 'step' is not one of"):
         TemperatureSchedule(kind="step")
-    with pytest.raises(ValueError, match="end must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match="end must be a finite number > 0, got 0"):
         TemperatureSchedule(end=0)
     with pytest.raises(ValueError, match="epoch 3 is outside 0..2"):
         TemperatureSchedule().at(3, 3)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tasknas.plugins.binary.bats import Stage, TemperatureSchedule
-from tasknas.plugins.binary.config import apply_overrides, config_from_dict, load_config
+from tasknas.plugins.binary.config import config_from_dict, load_config, read_config_values
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "binary"
 BASE = {"data": {"dataset": "fashion_mnist"},
@@ -25,7 +25,6 @@ def test_a_config_is_built_from_sections_with_defaults():
 def test_builders_do_not_modify_the_given_dict():
     given = copy.deepcopy(BASE)
     config_from_dict(given)
-    apply_overrides(given, ["search.lr=0.5", "model.groups=2"])
     assert given == BASE
 
 
@@ -47,6 +46,18 @@ def test_builders_do_not_modify_the_given_dict():
     ({"data": {"dataset": "fashion_mnist"}, "search": {"arch_betas": [0.5]}},
      "config key 'search.arch_betas' must be a list of 2 values, got [0.5]"),
     ({"data": {"dataset": "fashion_mnist"}, "model": {"layers": 2}}, "layers must be >= 3, got 2"),
+    ({"data": {"dataset": "fashion_mnist"}, "search": {"algorithm": "darts"}},
+     "algorithm 'darts' is not one of ['bats', 'bnas', 'cpnas']"),
+    ({"data": {"dataset": "fashion_mnist"}, "search": {"partial_channels": 3}},
+     "search.partial_channels K=3 must divide model.search_channels=16"),
+    ({"data": {"dataset": "fashion_mnist"}, "search": {"partial_channels": 8}},
+     "model.groups=4 must divide the 2 channels each op sees"),
+    ({"data": {"dataset": "fashion_mnist"}, "search": {"cpnas": {"beta": -0.5}}}, "cpnas.beta must be >= 0"),
+    ({"data": {"dataset": "fashion_mnist"}, "search": {"temperature": {"start": float("inf")}}},
+     "config key 'search.temperature.start' must be a finite number, got inf"),
+    ({"data": {"dataset": "fashion_mnist"}, "search": {"lr": float("nan")}},
+     "config key 'search.lr' must be a finite number, got nan"),
+    ({"data": {"dataset": "fashion_mnist"}, "search": {"reduction": {"score": "lcb"}}}, "score 'lcb' is not one of"),
 ])
 def test_bad_configs_name_the_key_and_what_was_expected(values, message):
     with pytest.raises(ValueError) as info:
@@ -56,7 +67,7 @@ def test_bad_configs_name_the_key_and_what_was_expected(values, message):
 
 def test_python_and_json_configs_load_alike_and_take_overrides(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(BASE))
-    (tmp_path / "c.py").write_text("import math\n_helper = 3\n" + "\n".join(f"{k} = {v!r}" for k, v in BASE.items()))
+    (tmp_path / "c.py").write_text("_helper = 3\n" + "\n".join(f"{k} = {v!r}" for k, v in BASE.items()))
     assert load_config(tmp_path / "c.json") == load_config(tmp_path / "c.py")
     cfg = load_config(tmp_path / "c.py", ["search.lr=0.5", "data.root=/data/fm", "search.temperature.kind=cosine",
                                           "seed=7", "data.train_subset=None"])
@@ -67,6 +78,19 @@ def test_python_and_json_configs_load_alike_and_take_overrides(tmp_path):
         load_config(tmp_path / "c.py", ["seed"])
     with pytest.raises(ValueError, match="must end in .py or .json"):
         load_config(_touch(tmp_path / "c.yaml"))
+    for text in ("1e999", "nan"):  # mmengine parses these as floats; the schema refuses them
+        with pytest.raises(ValueError, match=r"search.temperature.start' must be a finite number"):
+            load_config(tmp_path / "c.py", [f"search.temperature.start={text}"])
+    (tmp_path / "broken.py").write_text("data = dict(dataset='fashion_mnist'\n")
+    with pytest.raises(ValueError, match=r"broken.py: syntax error at line"):
+        load_config(tmp_path / "broken.py")
+
+
+def test_a_base_config_is_inherited_through_mmengine(tmp_path):
+    (tmp_path / "base.py").write_text("data = dict(dataset='fashion_mnist', batch_size=8)\nseed = 3\n")
+    (tmp_path / "child.py").write_text("_base_ = ['base.py']\ndata = dict(batch_size=16)\n")
+    assert read_config_values(tmp_path / "child.py") == {"data": {"dataset": "fashion_mnist", "batch_size": 16},
+                                                         "seed": 3}
 
 
 def _touch(path: Path) -> Path:

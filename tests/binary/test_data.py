@@ -1,5 +1,5 @@
 """IDX and CIFAR-10 readers on generated files in the same formats; batches and augmentation."""
-import gzip
+import os
 import pickle
 
 import numpy as np
@@ -15,7 +15,7 @@ from tasknas.plugins.binary.data import (
     find_fashion_mnist,
     load_cifar10,
     load_fashion_mnist,
-    read_idx,
+    read_plain_pickle,
     split_indices,
     write_cifar10,
     write_fashion_mnist,
@@ -36,25 +36,12 @@ def test_idx_header_is_magic_type_ndim_then_big_endian_dims(tmp_path):
     assert raw == bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 0, 1, 2, 3, 4, 5])
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
-@pytest.mark.parametrize("name", ["x-idx", "x-idx.gz"])
-def test_idx_round_trips_every_type_plain_and_gzip(tmp_path, dtype, name):
-    array = (np.arange(24).reshape(2, 3, 4) - 7).astype(dtype)
-    write_idx(tmp_path / name, array)
-    back = read_idx(tmp_path / name)
-    assert back.dtype == np.dtype(dtype) and back.shape == (2, 3, 4) and np.array_equal(back, array)
-    with open(tmp_path / name, "rb") as f:
-        assert (f.read(2) == b"\x1f\x8b") == name.endswith(".gz")
-
-
-def test_idx_reader_rejects_bad_magic_and_truncated_files(tmp_path):
-    (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01\x05")
-    with pytest.raises(ValueError, match="not an IDX file"):
-        read_idx(tmp_path / "bad")
-    with gzip.open(tmp_path / "short.gz", "wb") as f:
-        f.write(bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2]))
-    with pytest.raises(ValueError, match=r"shape \(4,\) \(4 bytes of data\) but the file holds 2"):
-        read_idx(tmp_path / "short.gz")
+def test_a_damaged_idx_file_is_one_error_naming_it(tmp_path):
+    write_fashion_mnist(tmp_path, _images(4, 1, 8, 0), _images(2, 1, 8, 1))
+    (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01\x05")
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte .*not a readable Fashion-MNIST IDX pair"):
+        load_fashion_mnist(tmp_path)
 
 
 def test_fashion_mnist_round_trips_through_its_idx_files(tmp_path):
@@ -62,7 +49,8 @@ def test_fashion_mnist_round_trips_through_its_idx_files(tmp_path):
     write_fashion_mnist(tmp_path, train, test)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
                                                          "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
-    loaded = load_fashion_mnist(tmp_path)
+    loaded = load_fashion_mnist(tmp_path)  # through torchvision, after unpacking into its layout
+    assert (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
     assert torch.equal(loaded.train.images, train.images) and torch.equal(loaded.train.labels, train.labels)
     assert torch.equal(loaded.test.images, test.images) and loaded.in_channels == 1 and loaded.num_classes == 10
 
@@ -86,8 +74,7 @@ def test_cifar10_round_trips_through_its_python_batches(tmp_path):
     train, test = _images(23, 3, 32, 0), _images(7, 3, 32, 1)
     folder = write_cifar10(tmp_path, train, test)
     assert sorted(p.name for p in folder.iterdir()) == [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    with open(folder / "data_batch_1", "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
+    batch = read_plain_pickle(folder / "data_batch_1")
     assert batch[b"data"].shape == (5, 3072) and batch[b"data"].dtype == np.uint8 and len(batch[b"labels"]) == 5
     for root in (tmp_path, folder):  # the parent folder or cifar-10-batches-py itself
         loaded = load_cifar10(root)
@@ -133,3 +120,26 @@ def test_augment_is_a_crop_of_the_padded_image_possibly_flipped():
     for img, pad in zip(out, padded):
         crops = [pad[:, dy:dy + 4, dx:dx + 4] for dy in range(3) for dx in range(3)]
         assert any(torch.equal(img, c) or torch.equal(img, c.flip(-1)) for c in crops)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_a_cifar_batch_that_carries_code_is_refused_without_running_it(tmp_path):
+    folder = write_cifar10(tmp_path, _images(10, 3, 32, 0), _images(5, 3, 32, 1))
+    marker = tmp_path / "ran"
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": _Payload(str(marker)), b"labels": []}, protocol=2))
+    with pytest.raises(ValueError, match=r"data_batch_2: refused: it asks for posix.mkdir, which is not plain data"):
+        load_cifar10(tmp_path)
+    assert not marker.exists()
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": np.array([object()]), b"labels": []}))
+    with pytest.raises(ValueError, match="data_batch_2: refused: it asks for builtins.object"):
+        load_cifar10(tmp_path)
+    (folder / "test_batch").write_bytes(b"\x80\x02}q\x00(")  # truncated
+    with pytest.raises(ValueError, match="test_batch: not a readable CIFAR-10 batch"):
+        read_plain_pickle(folder / "test_batch")

@@ -118,8 +118,8 @@ class TemperatureSchedule:
             raise ValueError(f"temperature kind {self.kind!r} is not one of {list(TEMPERATURE_KINDS)}")
         for name in ("start", "end"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"temperature {name} must be a number > 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"temperature {name} must be a finite number > 0, got {value!r}")
 
     def at(self, epoch: int, epochs: int) -> float:
         if not 0 <= epoch < epochs:

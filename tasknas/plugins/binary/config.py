@@ -1,20 +1,19 @@
-"""Configs of the binary plugin: a schema of frozen dataclasses, read from a Python file or a JSON object.
+"""Configs of the binary plugin: a schema of frozen dataclasses, filled from a config file read by mmengine.
 
-A config has the sections ``data``, ``model``, ``search``, ``train`` and a ``seed``. A Python config file
-assigns plain dicts to those names (``data = dict(dataset="fashion_mnist", ...)``); a JSON config is one
-object with the same keys. Every key is checked: an unknown key is an error naming it and the allowed
-keys, a value of the wrong type or outside its allowed set an error naming the key and what was
-expected. ``KEY=VALUE`` overrides (``search.lr=0.01``) go through the same checks. Nothing given to the
-builders is modified.
+A config has the sections ``data``, ``model``, ``search``, ``train`` and a ``seed``. The file (``.py``
+assigning plain dicts to those names, ``_base_`` inheritance allowed, or a ``.json`` object) is read with
+mmengine's ``Config``, and ``KEY=VALUE`` overrides (``search.lr=0.01``, values parsed as mmengine's
+``DictAction`` does) are merged by it; this module then validates every key: an unknown key is an error
+naming it and the allowed keys, a value of the wrong type, outside its allowed set or not finite an error
+naming the key and what was expected. Nothing given to the builders is modified. Only ``mmengine.config``
+is imported (lazily), never mmcv / mmdet / mmseg.
 """
 from __future__ import annotations
 
-import ast
-import copy
 import dataclasses
 import json
+import math
 import os
-import runpy
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from .ops import ESTIMATORS, MODES, SCALES
 
 DATASETS = ("fashion_mnist", "cifar10")
 OP_SETS = ("bats", "darts")
+ALGORITHMS = ("bats", "bnas", "cpnas")
+REDUCTION_SCORES = ("mean", "ucb")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -99,10 +100,55 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """The stages (binary mode, epochs), the weights' optimizer (timm name) with a cosine schedule over all
-    stages, the alpha optimizer (Adam), the temperature schedule, and an optional cap of steps per epoch."""
+class ReductionConfig:
+    """BNAS operation-space reduction by performance (Chen et al., AAAI 2020).
 
+    After every ``every`` epochs that trained alpha, ``samples`` single paths (one remaining op per edge,
+    drawn uniformly) are scored on ``eval_batches`` held-out batches; each op is credited with the
+    accuracy of every path that used it. ``score``: ``mean`` accuracy, or ``ucb`` (mean + ``ucb_c`` *
+    sqrt(2 ln N / n), the upper-confidence bound of the journal version). The first reduction keeps the
+    better half of every edge's ops (``keep_half``), later ones remove the worst op, until one remains."""
+
+    every: int = 1
+    samples: int = 8
+    eval_batches: int = 1
+    score: str = "mean"
+    ucb_c: float = 1.0
+    keep_half: bool = True
+
+    def __post_init__(self):
+        _at_least(self, 1, "every", "samples", "eval_batches")
+        _at_least(self, 0, "ucb_c")
+        _one_of(self, "score", REDUCTION_SCORES)
+
+
+@dataclass(frozen=True)
+class CPNASConfig:
+    """CP-NAS (Zhuo et al., IJCAI 2020): ``beta`` weighs the parent-child accuracy gap in
+    ``z = beta * (A_parent - A_child) + A_child``; ``kernel_lambda`` the kernel reconstruction term
+    ``||W - scale * sign(W)||^2`` of the child's binary convs on the path; ``center_theta`` the optional
+    intra-class compactness term on the last features (0: off); ``eval_batches`` held-out batches score
+    each sampled architecture."""
+
+    beta: float = 1.0
+    kernel_lambda: float = 1e-3
+    center_theta: float = 0.0
+    eval_batches: int = 2
+
+    def __post_init__(self):
+        _require(self.beta >= 0, f"cpnas.beta must be >= 0 (the paper's ablation uses 0..2), got {self.beta!r}")
+        _at_least(self, 0, "kernel_lambda", "center_theta")
+        _at_least(self, 1, "eval_batches")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The algorithm (``bats``, ``bnas``, ``cpnas``), the stages (binary mode, epochs), the weights' optimizer
+    (timm name) with a cosine schedule over all stages, the alpha optimizer (Adam), the temperature schedule,
+    PC-DARTS partial channels (``partial_channels`` = K, 1: off) and edge normalization, the alpha warm-up
+    (epochs with alpha frozen), BNAS's reduction, CP-NAS's settings and an optional cap of steps per epoch."""
+
+    algorithm: str = "bats"
     stages: tuple[Stage, ...] = (Stage("activations", 25), Stage("weights_activations", 25))
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -113,13 +159,22 @@ class SearchConfig:
     arch_lr: float = 3e-4
     arch_weight_decay: float = 1e-3
     arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_warmup_epochs: int = 0
     temperature: TemperatureSchedule = field(default_factory=TemperatureSchedule)
+    partial_channels: int = 1
+    edge_norm: bool = False
+    reduction: ReductionConfig = field(default_factory=ReductionConfig)
+    cpnas: CPNASConfig = field(default_factory=CPNASConfig)
     steps_per_epoch: int | None = None
 
     def __post_init__(self):
+        _one_of(self, "algorithm", ALGORITHMS)
         _require(len(self.stages) >= 1 and self.epochs >= 1, f"stages must hold at least one epoch, got {self.stages}")
-        _at_least(self, 0, "lr", "min_lr", "weight_decay", "momentum", "grad_clip", "arch_lr", "arch_weight_decay")
-        _at_least(self, 1, "steps_per_epoch")
+        _at_least(self, 0, "lr", "min_lr", "weight_decay", "momentum", "grad_clip", "arch_lr", "arch_weight_decay",
+                  "arch_warmup_epochs")
+        _at_least(self, 1, "steps_per_epoch", "partial_channels")
+        _require(self.arch_warmup_epochs < self.epochs or self.algorithm == "cpnas",
+                 f"arch_warmup_epochs={self.arch_warmup_epochs} leaves no epoch of the {self.epochs} to train alpha")
 
     @property
     def epochs(self) -> int:
@@ -160,6 +215,13 @@ class Config:
 
     def __post_init__(self):
         _at_least(self, 0, "seed")
+        k, c = self.search.partial_channels, self.model.search_channels
+        _require(c % k == 0, f"search.partial_channels K={k} must divide model.search_channels={c} (PC-DARTS sends "
+                             "1/K of the channels through the ops)")
+        if self.model.op_set == "bats":
+            _require((c // k) % self.model.groups == 0,
+                     f"model.groups={self.model.groups} must divide the {c // k} channels each op sees "
+                     f"(model.search_channels={c} / search.partial_channels={k})")
 
     def to_dict(self) -> dict:
         """A JSON-able dict that :func:`config_from_dict` turns back into an equal config."""
@@ -211,6 +273,8 @@ def _convert(value: object, hint: object, where: str) -> object:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
+        if not math.isfinite(value):
+            raise ValueError(f"config key {where!r} must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -246,55 +310,52 @@ def config_from_dict(values: Mapping) -> Config:
     return _build(Config, values, "")
 
 
-def apply_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
-    """A copy of ``values`` with ``KEY=VALUE`` overrides; VALUE is a Python literal, or else a plain string."""
-    result = copy.deepcopy(dict(values))
+def parse_overrides(overrides: Sequence[str]) -> dict:
+    """``KEY=VALUE`` strings as mmengine's ``DictAction`` parses them (numbers, true/false, None, lists)."""
+    from mmengine.config import DictAction
+
+    options = {}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"override {item!r} must be KEY=VALUE (e.g. search.lr=0.01)")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        *parents, last = key.split(".")
-        node = result
-        for i, part in enumerate(parents):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif dataclasses.is_dataclass(child):
-                child = node[part] = dataclasses.asdict(child)
-            elif not isinstance(child, dict):
-                raise ValueError(f"override {item!r}: {'.'.join(parents[:i + 1])!r} is not a section")
-            node = child
-        node[last] = value
-    return result
+        options[key] = DictAction._parse_iterable(text)
+    return options
 
 
-def read_config_values(path: str | os.PathLike) -> dict:
-    """The raw sections of a ``.py`` or ``.json`` config file."""
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def read_config_values(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
+    """The raw sections of a ``.py`` or ``.json`` config file, read and overridden by mmengine's ``Config``."""
+    from mmengine.config import Config as FileConfig
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    if path.suffix == ".json":
-        try:
-            values = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON: {exc}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: a JSON config must be an object, got {type(values).__name__}")
-        return values
-    if path.suffix == ".py":
-        namespace = runpy.run_path(str(path))
-        return {k: v for k, v in namespace.items() if not k.startswith("_")
-                and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
-    raise ValueError(f"config file {str(path)!r} must end in .py or .json")
+    if path.suffix not in (".py", ".json"):
+        raise ValueError(f"config file {str(path)!r} must end in .py or .json")
+    options = parse_overrides(overrides)
+    try:
+        cfg = FileConfig.fromfile(str(path))
+    except SyntaxError as exc:
+        raise ValueError(f"{path}: syntax error at line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:  # mmengine raises many types for a broken file; one line names it
+        raise ValueError(f"{path}: cannot be read as a config ({_first_line(exc)})") from None
+    try:
+        cfg.merge_from_dict(options, allow_list_keys=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: overrides {sorted(options)} do not fit the config ({_first_line(exc)})") from None
+    values = cfg.to_dict()
+    return {k: v for k, v in values.items() if not str(k).startswith("_")
+            and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Config:
     """Read, override and validate a config file; errors name the file and the bad key."""
-    values = apply_overrides(read_config_values(path), overrides)
+    values = read_config_values(path, overrides)
     try:
         return config_from_dict(values)
     except ValueError as exc:

@@ -1,10 +1,15 @@
 """Image classification data in their standard on-disk formats, held in memory as uint8 tensors.
 
-* Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017) as IDX files (``train-images-idx3-ubyte[.gz]`` ...), the
-  format of LeCun's MNIST; looked up in the Debian package's folder, then in the user cache that
-  ``scripts/fetch_fashion_mnist.sh`` fills.
-* CIFAR-10 (Krizhevsky, 2009) as the python version's pickled batches
-  (``cifar-10-batches-py/data_batch_1..5`` and ``test_batch``) at a local path.
+* Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017): the four IDX files (``train-images-idx3-ubyte[.gz]`` ...),
+  looked up in the Debian package's folder, then in the user cache that ``scripts/fetch_fashion_mnist.sh``
+  fills, and read by ``torchvision.datasets.FashionMNIST``. That class wants plain files under
+  ``<root>/FashionMNIST/raw``; when a folder holds the files elsewhere (or gzipped) they are unpacked into that
+  layout once, inside the folder, or in the cache when the folder is not writable (the system folder).
+* CIFAR-10 (Krizhevsky, 2009): the python version's pickled batches (``cifar-10-batches-py/data_batch_1..5``
+  and ``test_batch``) at a local path. ``torchvision.datasets.CIFAR10`` is not used: it calls ``pickle.load``,
+  which runs whatever code a file carries, and demands the md5 sums of the real files. The batches are read
+  by :class:`PlainUnpickler`, which admits only the plain data the files hold (dict, list, str, bytes, int,
+  float and numpy uint8 arrays); a file that needs anything else is refused in one line.
 
 Writers for both formats exist so that tests (and anyone without the data) can make small sets that the
 readers load exactly as the real ones. Batches are drawn with an explicit ``torch.Generator``: shuffling
@@ -13,8 +18,10 @@ and augmentation (random crop with zero padding, horizontal flip) are reproducib
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pickle
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t1
                        "t10k-labels-idx1-ubyte")
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian: dataset-fashion-mnist
 FETCH_SCRIPT = "scripts/fetch_fashion_mnist.sh"
+TORCHVISION_RAW = "FashionMNIST/raw"
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST = "test_batch"
@@ -39,30 +47,6 @@ def fashion_mnist_cache_dir() -> Path:
     """Where ``scripts/fetch_fashion_mnist.sh`` puts the IDX files: ``$XDG_CACHE_HOME`` or ``~/.cache``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "tasknas" / "data" / "fashion-mnist"
-
-
-def _open(path: Path):
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """An IDX file (plain or gzip) as a numpy array of its shape and type."""
-    path = Path(path)
-    with _open(path) as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
-        raise ValueError(f"{path}: not an IDX file (magic bytes {data[:4].hex()}; expected 0000 + a type code in "
-                         f"{[hex(t) for t in IDX_TYPES]} + the number of dimensions)")
-    dtype, ndim = IDX_TYPES[data[2]], data[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int(d) for d in np.frombuffer(data[4:header], dtype=">u4")) if ndim else ()
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) - header != expected:
-        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the file holds "
-                         f"{len(data) - header}")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -119,7 +103,7 @@ class DataSplits:
 
 
 def _find_file(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / name, folder / f"{name}.gz"):
+    for candidate in (folder / TORCHVISION_RAW / name, folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
             return candidate
     return None
@@ -131,7 +115,8 @@ def fashion_mnist_dirs(root: str | os.PathLike | None) -> list[Path]:
 
 
 def find_fashion_mnist(root: str | os.PathLike | None = None) -> dict[str, Path]:
-    """The four Fashion-MNIST IDX files (plain or .gz) from the first folder that holds all of them."""
+    """The four Fashion-MNIST IDX files from the first folder that holds all of them: in torchvision's layout
+    (``FashionMNIST/raw/<name>``), or in the folder itself, plain or gzipped."""
     folders = fashion_mnist_dirs(root)
     for folder in folders:
         found = {name: _find_file(folder, name) for name in FASHION_MNIST_FILES}
@@ -143,17 +128,59 @@ def find_fashion_mnist(root: str | os.PathLike | None = None) -> dict[str, Path]
                             "or set data.root to the folder that holds them")
 
 
+def torchvision_root(files: dict[str, Path]) -> Path:
+    """The root that ``torchvision.datasets.FashionMNIST`` reads ``files`` from: their own when they already
+    sit in ``<root>/FashionMNIST/raw``, else a folder where they are unpacked (gzip) or copied into that layout
+    (the files' folder when writable, else the cache); unpacking is redone when a source is newer."""
+    folders = {path.parent for path in files.values()}
+    if len(folders) == 1:
+        folder = folders.pop()
+        if folder.parts[-2:] == tuple(TORCHVISION_RAW.split("/")):
+            return folder.parents[1]
+    else:
+        raise ValueError(f"the Fashion-MNIST files are in different folders: {sorted(map(str, folders))}")
+    target = folder if os.access(folder, os.W_OK) else fashion_mnist_cache_dir()
+    raw = target / TORCHVISION_RAW
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, source in files.items():
+        dest = raw / name
+        if dest.is_file() and dest.stat().st_mtime >= source.stat().st_mtime:
+            continue
+
+        def unpack(tmp: str, source: Path = source) -> None:
+            with _open(source) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+
+        atomic_write(dest, unpack)
+    return target
+
+
+def _open(path: Path):
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
 def load_fashion_mnist(root: str | os.PathLike | None = None) -> DataSplits:
+    """Fashion-MNIST through ``torchvision.datasets.FashionMNIST`` (see :func:`torchvision_root`)."""
+    from torchvision.datasets import FashionMNIST
+
     files = find_fashion_mnist(root)
-    arrays = [read_idx(files[name]) for name in FASHION_MNIST_FILES]
+    tv_root = torchvision_root(files)
     sets = []
-    for images, labels, path in ((arrays[0], arrays[1], files[FASHION_MNIST_FILES[0]]),
-                                 (arrays[2], arrays[3], files[FASHION_MNIST_FILES[2]])):
-        if images.ndim != 3 or images.dtype != np.uint8 or labels.ndim != 1 or len(labels) != len(images):
-            raise ValueError(f"{path}: expected uint8 images (N, H, W) with N labels, got {images.dtype} "
-                             f"{images.shape} and labels {labels.shape}")
-        sets.append(ImageSet(torch.from_numpy(images).unsqueeze(1),
-                             torch.from_numpy(labels.astype(np.int64))))
+    for train in (True, False):
+        images_name, labels_name = FASHION_MNIST_FILES[:2] if train else FASHION_MNIST_FILES[2:]
+        try:
+            split = FashionMNIST(str(tv_root), train=train, download=False)
+            images, labels = split.data, split.targets
+        except Exception as exc:  # torchvision raises TypeError / ValueError / RuntimeError on a damaged file
+            lines = str(exc).strip().splitlines()
+            raise ValueError(f"{files[images_name]} / {files[labels_name]}: not a readable Fashion-MNIST IDX pair "
+                             f"({type(exc).__name__}: {lines[0] if lines else ''})") from None
+        if images.ndim != 3 or images.dtype != torch.uint8 or labels.ndim != 1 or len(labels) != len(images):
+            raise ValueError(f"{files[images_name]}: expected uint8 images (N, H, W) with N labels, got "
+                             f"{images.dtype} {tuple(images.shape)} and labels {tuple(labels.shape)}")
+        sets.append(ImageSet(images.unsqueeze(1).contiguous(), labels.long()))
     return DataSplits(sets[0], sets[1], num_classes=10)
 
 
@@ -171,21 +198,53 @@ def _cifar_dir(root: Path) -> Path:
     return root if (root / CIFAR10_TEST).is_file() else root / CIFAR10_DIR
 
 
+class PlainUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR batches: plain containers and scalars, and numpy arrays rebuilt by the numpy
+    functions their pickles name (``_reconstruct`` / ``_frombuffer``, ``ndarray``, ``dtype``, ``scalar``).
+    Any other global (``os.system``, ``builtins.eval``, a class) is refused."""
+
+    ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                         ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+                         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which is not plain data (allowed: dict, "
+                                         "list, str, bytes, int, float, numpy arrays)")
+        return super().find_class(module, name)
+
+
+def read_plain_pickle(path: Path) -> object:
+    """The object in a pickle file made of plain data only (:class:`PlainUnpickler`); one error otherwise."""
+    data = path.read_bytes()
+    try:
+        obj = PlainUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path}: refused: {exc}") from None
+    except Exception as exc:  # truncated or not a pickle: EOFError, ValueError, ...
+        raise ValueError(f"{path}: not a readable CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
+    if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
+        raise ValueError(f"{path}: refused: an array of Python objects is not plain data")
+    return obj
+
+
 def _read_cifar_batch(path: Path) -> ImageSet:
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR-10 batch {str(path)!r} does not exist (expected the python version: "
                                 f"{CIFAR10_DIR}/{', '.join(CIFAR10_TRAIN)}, {CIFAR10_TEST})")
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
-    try:
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (KeyError, TypeError):
-        raise ValueError(f"{path}: not a CIFAR-10 python batch (a dict with b'data' and b'labels')") from None
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
-        raise ValueError(f"{path}: expected data of shape (N, 3072) and N labels, got {data.shape} and "
-                         f"{labels.shape}")
-    return ImageSet(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels))
+    batch = read_plain_pickle(path)
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise ValueError(f"{path}: not a CIFAR-10 python batch (a dict with b'data' and b'labels')")
+    data, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{path}: b'data' must be a uint8 array of shape (N, 3072), got "
+                         f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+    if not isinstance(labels, list) or len(labels) != len(data) or not all(type(v) is int and 0 <= v < 10
+                                                                            for v in labels):
+        raise ValueError(f"{path}: b'labels' must be a list of {len(data)} ints in 0..9")
+    return ImageSet(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()),
+                    torch.tensor(labels, dtype=torch.int64))
 
 
 def load_cifar10(root: str | os.PathLike) -> DataSplits:
@@ -212,7 +271,7 @@ def write_cifar10(root: str | os.PathLike, train: ImageSet, test: ImageSet) -> P
 
 def _dump(obj: object, path: str) -> None:
     with open(path, "wb") as f:
-        pickle.dump(obj, f)
+        pickle.dump(obj, f, protocol=2)  # the protocol of the published files
 
 
 def split_indices(n: int, subset: int | None, seed: int) -> np.ndarray:

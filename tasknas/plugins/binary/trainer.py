@@ -1,23 +1,29 @@
-"""The binary plugin's trainer: the differentiable search loop and the retraining loop.
+"""The binary plugin's trainer: one search epoch loop that every algorithm drives, and the retraining loop.
 
-Search (first-order DARTS, as used by BATS): the training set (or a seeded subset of it) is split into a
-weight part and a held-out alpha part; every step takes an alpha step (Adam) on a held-out batch, then a
-weight step on a training batch. Per epoch the binary convs take the mode of the current stage (BATS: real
-weights on binary activations, then fully binary) and the softmax the temperature of the schedule; the
-weights' learning rate follows a timm cosine schedule over all stages.
+Search: the training set (or a seeded subset of it) is split into a weight part and a held-out part;
+:func:`run_search` runs the epochs, hands every step a training batch and a held-out batch, and lets the
+algorithm's driver (:mod:`.differentiable` for BATS and BNAS, :mod:`.cpnas` for CP-NAS) decide what to do
+with them: alpha and weight steps, op scoring and removal, child-parent training. The loop owns what is
+common: data order, progress, per-epoch history, checkpoints, resume, and stopping at a non-finite loss.
 
-Retraining: the discrete network of a genotype, binary or its full-precision twin (same genotype, real
-convs), trained with a timm optimizer and cosine schedule, then scored on the test split.
+Retraining: the discrete network of a genotype, binary or its full-precision twin (same genotype and
+structure, real convs), trained with a timm optimizer and cosine schedule, then scored on the test split.
 
 Both loops write a checkpoint after every epoch (atomically) and resume from it with results identical
-to an uninterrupted run: every epoch's shuffling and augmentation come from a generator seeded by
-``(seed, epoch)``, and the checkpoint holds the weights, alpha, BN statistics and optimizer states.
+to an uninterrupted run: every epoch's shuffling, augmentation and sampling come from generators seeded
+by ``(seed, epoch, stream)``, and the checkpoint holds the weights, alpha, BN statistics, the remaining
+ops of every edge, scores and optimizer states. A loss that is not finite stops the job at that step,
+naming the epoch and step; the last checkpoint on disk is the last good epoch. Checkpoints are read with
+``torch.load(weights_only=True)``: a file that holds anything else is refused in one line.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import pickle
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -31,7 +37,6 @@ from torch import nn
 from tasknas.core import Arch, ProgressBar, save_arch
 from tasknas.core.state import atomic_write, atomic_write_text
 
-from .bats import stage_at
 from .config import Config
 from .darts import SearchNetwork, arch_to_genotype, genotype_to_arch
 from .data import (
@@ -44,8 +49,8 @@ from .data import (
     num_batches,
     split_indices,
 )
-from .networks import build_fixed_network, build_search_network
-from .ops import BinaryConv2d, set_binary_mode
+from .networks import BINARY_ACTIVATION_MODES, build_fixed_network
+from .ops import BinaryConv2d
 
 SEARCH_CHECKPOINT = "search.ckpt"
 TRAIN_CHECKPOINT = "train.ckpt"
@@ -127,21 +132,90 @@ def _flat(values: dict, prefix: str = "") -> dict:
     return out
 
 
+class NonFiniteLossError(ValueError):
+    """A loss that is NaN or infinite: the job stops at that step, the last good checkpoint stays on disk."""
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__
+
+
+def load_checkpoint(path: str | Path, keys: Sequence[str] = ("config", "epoch")) -> dict:
+    """A checkpoint written by this plugin, loaded with ``weights_only=True``; one clear error otherwise."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "Weights only load failed" in text:
+            reason = next((line.strip() for line in text.splitlines() if "Unsupported" in line), _first_line(exc))
+            raise ValueError(f"{path}: refused: it holds more than tensors and plain data, which could run code "
+                             f"when loaded ({reason[:200]})") from None
+        raise ValueError(f"{path}: not a readable checkpoint (damaged or not a torch file: {_first_line(exc)[:200]})"
+                         ) from None
+    except Exception as exc:  # truncated, empty or random bytes: torch raises EOFError, RuntimeError, ...
+        raise ValueError(f"{path}: not a readable checkpoint (truncated, empty or not a torch file: "
+                         f"{type(exc).__name__}: {_first_line(exc)[:200]})") from None
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        raise ValueError(f"{path}: not a checkpoint of tasknas binary (expected a dict with keys {list(keys)})")
+    return state
+
+
 def _start(path: Path, resume: bool, settings: dict, stream: TextIO | None) -> dict | None:
     """The checkpoint to resume from (None: start anew); errors on a stale checkpoint or changed settings."""
     if not path.is_file():
         if resume:
-            print(f"no checkpoint at {path}; starting from the first epoch", file=stream)
+            print(f"--resume: nothing saved yet at {path}; starting afresh from the first epoch", file=stream)
         return None
     if not resume:
         raise FileExistsError(f"{path} holds an earlier run: add --resume to continue it, or choose another --out")
-    state = torch.load(path, weights_only=True)
+    state = load_checkpoint(path)
     saved, now = _flat({k: state.get(k) for k in settings}), _flat(settings)
     differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
     if differ:
         raise ValueError(f"cannot resume {path}: it was written with other settings ({', '.join(differ[:6])}); "
                          "use the same config and options, or another --out")
     return state
+
+
+def check_finite(loss: float, what: str, epoch: int, step: int, checkpoint: Path) -> None:
+    """Raise :class:`NonFiniteLossError` naming the epoch and step (1-based) when ``loss`` is NaN or infinite."""
+    if not math.isfinite(loss):
+        kept = (f"the last good checkpoint (epoch {epoch}) stays at {checkpoint}" if epoch > 0 and checkpoint.is_file()
+                else "no checkpoint was written")
+        raise NonFiniteLossError(f"{what} stopped: the loss is {loss} at epoch {epoch + 1}, step {step + 1}; {kept}; "
+                                 "lower the learning rate or raise grad_clip's strictness")
+
+
+@contextlib.contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[None]:
+    """Run BatchNorm on batch statistics without touching the running ones (scoring a single path of a
+    supernet, whose running statistics belong to the mixed network); restores the modes afterwards."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats) for m in norms]
+    was_training = model.training
+    model.train()
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        model.train(was_training)
+        for m, (training, track) in zip(norms, saved):
+            m.training, m.track_running_stats = training, track
+
+
+@torch.no_grad()
+def path_accuracy(model: SearchNetwork, path: Mapping[str, Sequence[int]],
+                  data: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Top-1 accuracy of the single path ``path`` of ``model`` over the batches ``data`` (batch statistics)."""
+    correct = total = 0
+    with batch_statistics(model):
+        for x, y in data:
+            correct += int((model(x, path=path).argmax(1) == y).sum())
+            total += len(y)
+    return correct / total
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -169,84 +243,84 @@ def weight_step(model: nn.Module, optimizer: torch.optim.Optimizer, weights: lis
     return loss.item(), logits.detach()
 
 
+def binarizes_activations(modes: Iterable[str]) -> bool:
+    """Whether any of ``modes`` binarizes activations (the DARTS op set then has no ReLU before its convs)."""
+    return any(mode in BINARY_ACTIVATION_MODES for mode in modes)
+
+
+def make_driver(cfg: Config, in_channels: int, num_classes: int, steps: int, held_out: ImageSet,
+                normalize: Normalizer):
+    """The driver of ``cfg.search.algorithm``: bats / bnas -> DifferentiableSearch, cpnas -> ChildParentSearch."""
+    if cfg.search.algorithm == "cpnas":
+        from .cpnas import ChildParentSearch
+
+        return ChildParentSearch(cfg, in_channels, num_classes, steps, held_out, normalize)
+    from .differentiable import DifferentiableSearch
+
+    return DifferentiableSearch(cfg, in_channels, num_classes, steps, held_out, normalize)
+
+
 def run_search(cfg: Config, out_dir: str | Path, resume: bool = False, stream: TextIO | None = None) -> dict:
-    """Search (or continue searching) and write ``out_dir``: ``genotype.arch.json``, ``search.json``, the
-    checkpoint. Returns the summary that ``search.json`` holds."""
+    """Search (or continue searching) with ``cfg.search.algorithm`` and write ``out_dir``:
+    ``genotype.arch.json``, ``search.json``, the checkpoint. Returns the summary that ``search.json`` holds."""
     out = Path(out_dir)
     config = cfg.to_dict()
-    state = _start(out / SEARCH_CHECKPOINT, resume, {"config": config}, stream)
+    checkpoint = out / SEARCH_CHECKPOINT
+    state = _start(checkpoint, resume, {"config": config}, stream)
     data = load_data(cfg)
     train, held_out = search_splits(cfg, data.train)
     normalize = Normalizer.of(train.images)
-    search, total = cfg.search, cfg.search.epochs
-    torch.manual_seed(cfg.seed)
-    model = build_search_network(cfg.model, search.stages[0].mode, data.in_channels, data.num_classes,
-                                 torch.Generator().manual_seed(cfg.seed), search.temperature.at(0, total))
-    weights = [p for _, p in model.weight_parameters()]
-    w_opt = make_optimizer(model.weight_parameters(), search.optimizer, search.lr, search.weight_decay,
-                           search.momentum)
-    scheduler = make_scheduler(w_opt, total, search.min_lr)
-    a_opt = create_optimizer_v2(model.arch_parameters(), opt="adam", lr=search.arch_lr,
-                                weight_decay=search.arch_weight_decay, betas=search.arch_betas)
-    history, seconds, start_epoch = [], 0.0, 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        w_opt.load_state_dict(state["w_opt"])
-        a_opt.load_state_dict(state["a_opt"])
-        history, seconds, start_epoch = state["history"], state["seconds"], state["epoch"]
-    bs = cfg.data.batch_size
+    bs, total = cfg.data.batch_size, cfg.search.epochs
     steps = min(num_batches(len(train), bs, True), num_batches(len(held_out), bs, True))
     if steps < 1:
         raise ValueError(f"the search splits ({len(train)} and {len(held_out)} images) hold no full batch of "
                          f"data.batch_size={bs}")
-    steps = min(steps, search.steps_per_epoch or steps)
-    bar = ProgressBar(total * steps, "search", stream=stream)
+    steps = min(steps, cfg.search.steps_per_epoch or steps)
+    driver = make_driver(cfg, data.in_channels, data.num_classes, steps, held_out, normalize)
+    history, seconds, start_epoch = [], 0.0, 0
+    if state is not None:
+        try:
+            driver.load_state_dict(state["driver"])
+            history, seconds, start_epoch = state["history"], state["seconds"], state["epoch"]
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise ValueError(f"{checkpoint}: does not fit this search ({type(exc).__name__}: "
+                             f"{_first_line(exc)[:200]}); move it aside or choose another --out") from None
+    bar = ProgressBar(total * steps, f"search {cfg.search.algorithm}", stream=stream)
     if start_epoch:
         bar.update(start_epoch * steps, "resumed")
     for epoch in range(start_epoch, total):
         began = time.monotonic()
-        _, stage = stage_at(search.stages, epoch)
-        set_binary_mode(model, stage.mode)
-        model.temperature = search.temperature.at(epoch, total)
-        scheduler.step(epoch)
+        info = driver.begin_epoch(epoch)
         train_it = batches(train, bs, normalize, epoch_generator(cfg.seed, epoch, 0), cfg.data.crop_padding, True)
         held_it = batches(held_out, bs, normalize, epoch_generator(cfg.seed, epoch, 1), cfg.data.crop_padding, True)
-        model.train()
         loss_sum = acc_sum = 0.0
         for step in range(steps):
-            (x, y), (xv, yv) = next(train_it), next(held_it)
-            arch_step(model, a_opt, xv, yv)
-            loss, logits = weight_step(model, w_opt, weights, x, y, search.grad_clip)
+            loss, acc = driver.step(epoch, step, next(train_it), next(held_it))
+            check_finite(loss, "search", epoch, step, checkpoint)
             loss_sum += loss
-            acc_sum += _accuracy(logits, y)
-            bar.update(epoch * steps + step + 1, f"epoch {epoch + 1}/{total} {stage.mode} T={model.temperature:.3g} "
+            acc_sum += acc
+            bar.update(epoch * steps + step + 1, f"epoch {epoch + 1}/{total} {info['label']} "
                                                  f"loss {loss_sum / (step + 1):.3f} acc {acc_sum / (step + 1):.3f}")
-        val_loss, val_acc = evaluate(model, held_out, cfg.data.eval_batch_size, normalize)
-        genotype = model.genotype()
+        end = driver.end_epoch(epoch)
+        genotype = driver.genotype()
         seconds += time.monotonic() - began
-        history.append({"epoch": epoch + 1, "mode": stage.mode, "temperature": model.temperature,
-                        "lr": w_opt.param_groups[0]["lr"], "train_loss": loss_sum / steps,
-                        "train_acc": acc_sum / steps, "val_loss": val_loss, "val_acc": val_acc,
+        history.append({"epoch": epoch + 1, **{k: v for k, v in info.items() if k != "label"},
+                        "train_loss": loss_sum / steps, "train_acc": acc_sum / steps, **end,
                         "genotype": str(genotype), "seconds": time.monotonic() - began})
-        _save(out / SEARCH_CHECKPOINT, {"config": config, "epoch": epoch + 1, "model": model.state_dict(),
-                                        "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
-                                        "history": history, "seconds": seconds})
-        save_arch(out / "genotype.arch.json", genotype_to_arch(genotype, model.op_names))
+        _save(checkpoint, {"config": config, "epoch": epoch + 1, "driver": driver.state_dict(), "history": history,
+                           "seconds": seconds})
+        save_arch(out / "genotype.arch.json", genotype_to_arch(genotype, driver.op_names))
         atomic_write_text(out / "search.json", json.dumps(
-            _search_summary(cfg, model, history, seconds, len(train), len(held_out)), indent=1) + "\n")
-    return _search_summary(cfg, model, history, seconds, len(train), len(held_out))
+            _search_summary(cfg, driver, history, seconds, len(train), len(held_out)), indent=1) + "\n")
+    return _search_summary(cfg, driver, history, seconds, len(train), len(held_out))
 
 
-def _search_summary(cfg: Config, model: SearchNetwork, history: list, seconds: float, n_train: int,
-                    n_held_out: int) -> dict:
-    genotype = model.genotype()
-    with torch.no_grad():
-        op_weights = model.arch_weights()
-    weights = {kind: [dict(zip(model.op_names, (round(v, 5) for v in row))) for row in w.tolist()]
-               for kind, w in op_weights.items()}
-    return {"genotype": str(genotype), "arch": genotype_to_arch(genotype, model.op_names).as_dict(),
-            "epochs": len(history), "seconds": seconds, "weight_images": n_train, "held_out_images": n_held_out,
-            "final_val_acc": history[-1]["val_acc"] if history else None, "op_weights": weights,
+def _search_summary(cfg: Config, driver, history: list, seconds: float, n_train: int, n_held_out: int) -> dict:
+    genotype = driver.genotype()
+    return {"algorithm": cfg.search.algorithm, "genotype": str(genotype),
+            "arch": genotype_to_arch(genotype, driver.op_names).as_dict(), "epochs": len(history),
+            "seconds": seconds, "weight_images": n_train, "held_out_images": n_held_out,
+            "final_val_acc": history[-1].get("val_acc") if history else None, **driver.summary(),
             "history": history, "config": cfg.to_dict()}
 
 
@@ -263,21 +337,27 @@ def run_train(cfg: Config, arch: Arch, out_dir: str | Path, full_precision: bool
     out = Path(out_dir)
     mode = "real" if full_precision else cfg.train.mode
     config = cfg.to_dict()
-    state = _start(out / TRAIN_CHECKPOINT, resume, {"config": config, "arch": arch.as_dict(), "mode": mode}, stream)
+    checkpoint = out / TRAIN_CHECKPOINT
+    state = _start(checkpoint, resume, {"config": config, "arch": arch.as_dict(), "mode": mode}, stream)
     data = load_data(cfg)
     train = data.train.take(split_indices(len(data.train), cfg.data.train_subset, cfg.seed))
     normalize = Normalizer.of(train.images)
     genotype = arch_to_genotype(arch, cfg.model.steps)
     torch.manual_seed(cfg.seed)
-    model = build_fixed_network(cfg.model, genotype, mode, data.in_channels, data.num_classes)
+    model = build_fixed_network(cfg.model, genotype, mode, data.in_channels, data.num_classes,
+                                binary_activations=binarizes_activations([cfg.train.mode]))
     tc = cfg.train
     opt = make_optimizer(model.named_parameters(), tc.optimizer, tc.lr, tc.weight_decay, tc.momentum)
     scheduler = make_scheduler(opt, tc.epochs, tc.min_lr, tc.warmup_epochs)
     history, seconds, start_epoch = [], 0.0, 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        history, seconds, start_epoch = state["history"], state["seconds"], state["epoch"]
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            history, seconds, start_epoch = state["history"], state["seconds"], state["epoch"]
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise ValueError(f"{checkpoint}: does not fit this training ({type(exc).__name__}: "
+                             f"{_first_line(exc)[:200]}); move it aside or choose another --out") from None
     bs = cfg.data.batch_size
     steps = min(num_batches(len(train), bs, True), tc.steps_per_epoch or len(train))
     if steps < 1:
@@ -295,6 +375,7 @@ def run_train(cfg: Config, arch: Arch, out_dir: str | Path, full_precision: bool
             x, y = next(it)
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
+            check_finite(loss.item(), "training", epoch, step, checkpoint)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -306,7 +387,7 @@ def run_train(cfg: Config, arch: Arch, out_dir: str | Path, full_precision: bool
         seconds += time.monotonic() - began
         history.append({"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / steps,
                         "train_acc": acc_sum / steps, "seconds": time.monotonic() - began})
-        _save(out / TRAIN_CHECKPOINT, {"config": config, "arch": arch.as_dict(), "mode": mode, "epoch": epoch + 1,
+        _save(checkpoint, {"config": config, "arch": arch.as_dict(), "mode": mode, "epoch": epoch + 1,
                                        "model": model.state_dict(), "opt": opt.state_dict(), "history": history,
                                        "seconds": seconds})
     began = time.monotonic()
