@@ -1,11 +1,14 @@
-"""Command line of the binary plugin: ``tasknas binary search CONFIG`` and ``tasknas binary train CONFIG --arch``.
+"""Command line of the binary plugin: ``tasknas binary search CONFIG [--algorithm bats|bnas|cpnas]`` and
+``tasknas binary train CONFIG --arch``.
 
-Errors (a bad config key, a missing data set, an arch that does not fit the config) propagate to
-``tasknas.cli``, which prints them as one line and exits with status 2.
+Errors (a bad config key, a missing data set, an arch that does not fit the config, a damaged or refused
+checkpoint, a non-finite loss) are printed as one line without a traceback, exit status 2; ``--debug`` or the
+environment variable ``TASKNAS_DEBUG=1`` lets the traceback through for bug reports.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +16,8 @@ import torch
 
 USAGE = """usage: tasknas binary {search,train} ...
 
-  search  differentiable cell search (BATS: 2 stages, temperature schedule) -> genotype.arch.json
+  search  cell search: BATS (2 stages, temperature), BNAS (PC-DARTS + op-space reduction) or CP-NAS
+          (child-parent sampling) -> genotype.arch.json
   train   retrain the discrete network of an arch: binary, or its full-precision twin (--full-precision)"""
 
 
@@ -24,6 +28,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set search.lr=0.01 --set data.train_subset=5000")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or TASKNAS_DEBUG=1)")
 
 
 def _setup(parser: argparse.ArgumentParser, argv: list[str], job: str):
@@ -34,23 +39,29 @@ def _setup(parser: argparse.ArgumentParser, argv: list[str], job: str):
         if args.threads < 1:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    cfg = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if getattr(args, "algorithm", None):
+        overrides.append(f"search.algorithm={args.algorithm}")
+    cfg = load_config(args.config, overrides)
     out = args.out or Path("work_dirs") / "binary" / Path(args.config).stem / job
     return args, cfg, out
 
 
 def _search(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tasknas binary search", description="Differentiable cell search for a "
-                                     "binary network (first-order DARTS with the BATS op set, temperature and "
-                                     "stages). Writes genotype.arch.json, search.json and a per-epoch checkpoint.")
+    parser = argparse.ArgumentParser(prog="tasknas binary search", description="Cell search for a binary network "
+                                     "with BATS, BNAS or CP-NAS on one trainer. Writes genotype.arch.json, "
+                                     "search.json and a per-epoch checkpoint.")
     _common(parser)
+    parser.add_argument("--algorithm", choices=("bats", "bnas", "cpnas"),
+                        help="overrides search.algorithm of the config")
     args, cfg, out = _setup(parser, argv, "search")
     from .trainer import run_search
 
     summary = run_search(cfg, out, resume=args.resume)
     print(f"genotype: {summary['genotype']}")
-    print(f"held-out accuracy {summary['final_val_acc']:.4f} after {summary['epochs']} epochs, "
-          f"{summary['seconds']:.0f} s of search")
+    acc = summary["final_val_acc"]
+    print(f"{summary['algorithm']}: held-out accuracy {'n/a' if acc is None else f'{acc:.4f}'} after "
+          f"{summary['epochs']} epochs, {summary['seconds']:.0f} s of search")
     print(f"arch: {out / 'genotype.arch.json'}")
     return 0
 
@@ -87,8 +98,15 @@ def main(argv: list[str]) -> int:
     if argv[0] not in JOBS:
         print(f"tasknas binary: unknown command {argv[0]!r}; expected one of {sorted(JOBS)}", file=sys.stderr)
         return 2
+    debug = "--debug" in argv or bool(os.environ.get("TASKNAS_DEBUG"))
     try:
         return JOBS[argv[0]](argv[1:])
+    except (ValueError, OSError) as exc:  # OSError covers FileNotFoundError / FileExistsError
+        if debug:
+            raise
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        print(f"tasknas binary: error: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ntasknas binary {argv[0]}: interrupted (the last finished epoch is on disk: run the same command "
               "with --resume to continue)", file=sys.stderr)
