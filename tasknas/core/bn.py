@@ -81,7 +81,18 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Any], forward: Forward | 
         raise ValueError("recalibrate_bn got no calibration batches (empty data loader?)")
     dist = torch.distributed
     if sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        _all_reduce_stats(batchnorms(model), reached)
+        _all_reduce_stats(batchnorms(model), reached)  # a non-finite value on any rank reaches every rank
+    bad = next((m for m in bns if not (torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all())),
+               None)
+    if bad is not None:
+        for m, (mean, var, count, _, _) in zip(bns, saved):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+        name = next((n for n, m in model.named_modules() if m is bad), type(bad).__name__)
+        raise ValueError(f"recalibrate_bn: the calibration batches gave non-finite running statistics in BN "
+                         f"{name!r} (a NaN or inf in the batches, or a diverged supernet); the BN statistics were "
+                         "left as they were")
     return used
 
 

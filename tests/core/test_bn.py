@@ -1,3 +1,4 @@
+import math
 import random
 
 import pytest
@@ -143,3 +144,18 @@ def test_recalibration_on_a_supernet_changes_only_bns_of_the_active_arch():
                 else:
                     assert int(bn.num_batches_tracked) == 0
                     assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_calibration_batch_is_an_error_and_leaves_the_statistics_as_they_were(bad):
+    net = BNPath()
+    set_arch(net, {"pick": "a"})
+    recalibrate_bn(net, _batches())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    batches = _batches()
+    batches[2][1, 0, 3, 3] = bad
+    with pytest.raises(ValueError, match=r"non-finite running statistics in BN 'pick\.candidates\.a'.*left as they"):
+        recalibrate_bn(net, batches)
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert net.pick.candidates["a"].momentum == 0.1 and net.training

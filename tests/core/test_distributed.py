@@ -6,13 +6,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tasknas.core import EvolutionConfig, broadcast_arch, evolve, recalibrate_bn, sample, set_arch, space_of
+from tasknas.core import STRATEGIES, EvolutionConfig, broadcast_arch, evolve, recalibrate_bn, sample, set_arch, space_of
 from tests.core.nets import tiny_shufflenet
 from tests.core.test_bn import BNPath
 from tests.core.test_evolution import SPACE, cost, planted
 
-EVOLVE = dict(config=EvolutionConfig(population=10, topk=3, mutations=4, crossovers=4, generations=3, seed=11),
-              cost=cost)
+# batch 4: the candidates of a generation are what the ranks share (evolution and random read population)
+CONFIGS = {name: EvolutionConfig(strategy=name, budget=26, population=8, batch=4, seed=11) for name in sorted(STRATEGIES)}
 
 
 def _calibration(rank):
@@ -41,11 +41,13 @@ def _worker(rank, world, init_file, out_dir):
         out["bn"] = [bn.running_mean.tolist(), bn.running_var.tolist(), int(bn.num_batches_tracked)]
         recalibrate_bn(bn_net, _calibration(rank), sync=False)  # this rank's batches only
         out["bn_local"] = [bn.running_mean.tolist(), int(bn.num_batches_tracked)]
-        # 3. sharded evolution
-        calls = []
-        result = evolve(SPACE, lambda a: calls.append(a) or planted(a), state_path=f"{out_dir}/state.json", **EVOLVE)
-        out["records"] = [[list(map(list, r.arch)), r.score, r.index] for r in result.records]
-        out["calls"] = len(calls)
+        # 3. sharded search, every strategy
+        for name, config in CONFIGS.items():
+            calls = []
+            result = evolve(SPACE, lambda a: calls.append(a) or planted(a), config, cost=cost,
+                            state_path=f"{out_dir}/{name}.json")
+            out[name] = {"records": [[list(map(list, r.arch)), r.score, r.index] for r in result.records],
+                         "calls": len(calls)}
         with open(f"{out_dir}/rank{rank}.json", "w") as f:
             json.dump(out, f)
     finally:
@@ -71,9 +73,11 @@ def test_two_gloo_ranks_share_archs_bn_statistics_and_search_results(tmp_path):
         torch.testing.assert_close(torch.tensor(r["bn_local"][0]), local, rtol=0, atol=1e-5)
         assert r["bn_local"][1] == 2 + rank
     # sharded search = single-process search, each rank scoring about half of the candidates
-    single = evolve(SPACE, planted, **EVOLVE)
-    expected = [[list(map(list, r.arch)), r.score, r.index] for r in single.records]
-    assert r0["records"] == r1["records"] == expected
-    assert r0["calls"] + r1["calls"] == len(expected) and abs(r0["calls"] - r1["calls"]) <= 3
-    # one state on disk (rank 0's), holding every candidate of both ranks
-    assert len((tmp_path / "state.records.jsonl").read_text().splitlines()) == len(expected)
+    for name, config in CONFIGS.items():
+        single = evolve(SPACE, planted, config, cost=cost)
+        expected = [[list(map(list, r.arch)), r.score, r.index] for r in single.records]
+        assert r0[name]["records"] == r1[name]["records"] == expected, name
+        assert r0[name]["calls"] + r1[name]["calls"] == len(expected) == 26
+        assert abs(r0[name]["calls"] - r1[name]["calls"]) <= 3
+        # one state on disk (rank 0's), holding every candidate of both ranks
+        assert len((tmp_path / f"{name}.records.jsonl").read_text().splitlines()) == len(expected)

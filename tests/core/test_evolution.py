@@ -43,14 +43,20 @@ def summary(result):
     return [(r.arch, r.score, r.generation, r.index, r.cost) for r in result.records], result.best
 
 
-def test_defaults_are_spos():
-    c = EvolutionConfig()
+def spos(**settings):
+    """The SPOS/DetNAS evolution (these tests check its own mechanics: mutations, crossovers, generations)."""
+    return EvolutionConfig(strategy="evolution", **settings)
+
+
+def test_evolution_without_a_budget_has_the_spos_settings():
+    c = spos()
     got = (c.population, c.topk, c.mutations, c.mutation_prob, c.crossovers, c.generations)
     assert got == (50, 10, 25, 0.1, 25, 20)
+    assert c == EvolutionConfig.preset("spos")
 
 
 def test_evolution_finds_a_planted_optimum_that_random_search_misses():
-    result = evolve(SPACE, planted, EvolutionConfig(population=30, topk=8, mutations=12, crossovers=12, generations=15,
+    result = evolve(SPACE, planted, spos(population=30, topk=8, mutations=12, crossovers=12, generations=15,
                                                     seed=1))
     assert result.best == TARGET and result.best_score == pytest.approx(sum(WEIGHT.values()))
     rng = random.Random(1)
@@ -59,7 +65,7 @@ def test_evolution_finds_a_planted_optimum_that_random_search_misses():
 
 
 def test_no_arch_is_scored_twice_and_topk_is_global_and_sorted():
-    config = EvolutionConfig(population=20, topk=5, mutations=8, crossovers=8, generations=6, seed=2)
+    config = spos(population=20, topk=5, mutations=8, crossovers=8, generations=6, seed=2)
     result = evolve(SPACE, planted, config)
     archs = [r.arch for r in result.records]
     assert len(archs) == len(set(archs)) == 20 * 6
@@ -73,7 +79,7 @@ def test_constraints_are_checked_before_scoring():
         seen.append(arch)
         return planted(arch)
 
-    result = evolve(SPACE, score, EvolutionConfig(population=20, topk=5, mutations=8, crossovers=8, generations=5,
+    result = evolve(SPACE, score, spos(population=20, topk=5, mutations=8, crossovers=8, generations=5,
                                                   seed=3), constraints=[lambda a: cost(a) <= 26], cost=cost)
     assert seen and all(cost(a) <= 26 for a in seen)
     assert all(r.cost <= 26 for r in result.records)
@@ -83,7 +89,7 @@ def test_a_constraint_no_arch_meets_fails_before_any_scoring():
     calls = []
     with pytest.raises(ValueError, match="no arch of the space met the constraints"):
         evolve(SPACE, lambda a: calls.append(a) or 0.0,
-               EvolutionConfig(population=10, topk=3, mutations=2, crossovers=2, generations=2, max_tries=3),
+               spos(population=10, topk=3, mutations=2, crossovers=2, generations=2, max_tries=3),
                constraints=[lambda a: cost(a) < 0])
     assert calls == []
 
@@ -91,13 +97,13 @@ def test_a_constraint_no_arch_meets_fails_before_any_scoring():
 def test_proposal_loops_are_bounded_when_the_space_runs_out():
     tiny = Space({"a": (0, 1), "b": (0, 1)})
     result = evolve(tiny, lambda a: a["a"] + 2 * a["b"],
-                    EvolutionConfig(population=10, topk=2, mutations=3, crossovers=3, generations=5, seed=0))
+                    spos(population=10, topk=2, mutations=3, crossovers=3, generations=5, seed=0))
     assert len(result.records) == 4 and result.best == make_arch(tiny, {"a": 1, "b": 1})
     assert result.generations < 5
 
 
 def test_pareto_front_is_non_dominated_and_contains_the_best():
-    result = evolve(SPACE, planted, EvolutionConfig(population=20, topk=5, mutations=8, crossovers=8, generations=4,
+    result = evolve(SPACE, planted, spos(population=20, topk=5, mutations=8, crossovers=8, generations=4,
                                                     seed=4), cost=cost)
     front = result.pareto
     assert front == pareto_front(result.records) and result.best in [r.arch for r in front]
@@ -115,7 +121,7 @@ def test_resuming_from_any_saved_state_gives_the_uninterrupted_result(tmp_path):
     def keep(_info):
         snapshots.append((state.read_text(), journal.read_text()))
 
-    kwargs = dict(config=EvolutionConfig(population=12, topk=4, mutations=4, crossovers=4, generations=4, seed=5),
+    kwargs = dict(config=spos(population=12, topk=4, mutations=4, crossovers=4, generations=4, seed=5),
                   cost=cost)
     full = evolve(SPACE, planted, state_path=state, progress=keep, **kwargs)
     assert len(snapshots) == len(full.records)
@@ -131,7 +137,7 @@ def test_resuming_from_any_saved_state_gives_the_uninterrupted_result(tmp_path):
 
 
 def test_interrupted_search_resumes_to_the_same_result(tmp_path):
-    kwargs = dict(config=EvolutionConfig(population=12, topk=4, mutations=4, crossovers=4, generations=3, seed=6))
+    kwargs = dict(config=spos(population=12, topk=4, mutations=4, crossovers=4, generations=3, seed=6))
     full = evolve(SPACE, planted, **kwargs)
     state = tmp_path / "s.json"
     with pytest.raises(KeyboardInterrupt):
@@ -143,7 +149,7 @@ def test_interrupted_search_resumes_to_the_same_result(tmp_path):
 
 def test_resume_refuses_other_settings_and_fresh_runs_refuse_to_overwrite(tmp_path):
     state = tmp_path / "s.json"
-    config = EvolutionConfig(population=6, topk=2, mutations=2, crossovers=2, generations=1)
+    config = spos(population=6, topk=2, mutations=2, crossovers=2, generations=1)
     evolve(SPACE, planted, config, state_path=state)
     with pytest.raises(ValueError, match=r"other settings .*'population': \(6, 8\)"):
         evolve(SPACE, planted, replace(config, population=8), state_path=state, resume=True)
@@ -164,13 +170,13 @@ def test_state_files_are_never_torn(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.records.jsonl"]  # no temporary file
         seen.append(info["scored"])
 
-    evolve(SPACE, planted, EvolutionConfig(population=6, topk=2, mutations=2, crossovers=2, generations=2),
+    evolve(SPACE, planted, spos(population=6, topk=2, mutations=2, crossovers=2, generations=2),
            state_path=state, progress=check)
     assert seen == list(range(1, 13))
 
 
 def test_a_torn_journal_line_is_dropped_and_the_search_resumes_to_the_same_result(tmp_path):
-    kwargs = dict(config=EvolutionConfig(population=8, topk=3, mutations=3, crossovers=3, generations=3, seed=8))
+    kwargs = dict(config=spos(population=8, topk=3, mutations=3, crossovers=3, generations=3, seed=8))
     full = evolve(SPACE, planted, **kwargs)
     state = tmp_path / "s.json"
     with pytest.raises(KeyboardInterrupt):
@@ -183,24 +189,26 @@ def test_a_torn_journal_line_is_dropped_and_the_search_resumes_to_the_same_resul
     assert len(journal.read_text().splitlines()) == len(full.records)
 
 
-def test_score_mappings_keep_extra_values_and_non_finite_scores_rank_last():
+def test_score_mappings_keep_extra_values_and_skipped_non_finite_scores_rank_last():
     def score(arch):
         if arch["b00"] == "k3":
-            return {"score": math.nan, "note": "diverged"}
+            return {"score": math.nan if arch["b01"] == "k3" else math.inf, "note": "diverged"}
         return {"score": planted(arch), "map50": 0.5}
 
-    result = evolve(SPACE, score, EvolutionConfig(population=16, topk=4, mutations=4, crossovers=4, generations=2,
-                                                  seed=7))
+    result = evolve(SPACE, score, spos(population=16, topk=4, mutations=4, crossovers=4, generations=2, seed=7,
+                                       on_nonfinite="skip"))
     assert all(r.arch["b00"] != "k3" for r in result.topk)
-    assert any(r.info == {"note": "diverged"} and r.score == -math.inf for r in result.records)
+    failed = [r for r in result.records if r.info == {"note": "diverged"}]
+    assert failed and all(not math.isfinite(r.score) for r in failed)
+    assert {str(r.score) for r in failed} <= {"nan", "inf"}  # recorded as returned, ranked last
     assert result.topk[0].info == {"map50": 0.5}
     with pytest.raises(TypeError, match="expected a number"):
-        evolve(SPACE, lambda a: "high", EvolutionConfig(population=4, topk=2, mutations=1, crossovers=1, generations=1))
+        evolve(SPACE, lambda a: "high", spos(population=4, topk=2, mutations=1, crossovers=1, generations=1))
 
 
 def test_progress_reports_generation_and_best_so_far():
     events = []
-    evolve(SPACE, planted, EvolutionConfig(population=5, topk=2, mutations=2, crossovers=2, generations=2),
+    evolve(SPACE, planted, spos(population=5, topk=2, mutations=2, crossovers=2, generations=2),
            progress=events.append)
     assert [e["done"] for e in events[:5]] == [1, 2, 3, 4, 5]
     assert [e["generation"] for e in events] == [0] * 5 + [1] * 5
@@ -210,11 +218,14 @@ def test_progress_reports_generation_and_best_so_far():
 SCRIPT = """
 import json, sys
 sys.path.insert(0, {root!r})
-from tests.core.test_evolution import SPACE, planted, cost
+from tests.core.test_evolution import SPACE, planted, cost, spos
 from tasknas.core import EvolutionConfig, evolve
-r = evolve(SPACE, planted, EvolutionConfig(population=10, topk=3, mutations=4, crossovers=4, generations=3, seed=9),
-           cost=cost)
-print(json.dumps([[list(map(list, x.arch)), x.score] for x in r.records]))
+out = []
+for config in (spos(population=10, topk=3, mutations=4, crossovers=4, generations=3, seed=9),
+               EvolutionConfig(strategy="predictor", budget=30, seed=9)):
+    r = evolve(SPACE, planted, config, cost=cost)
+    out.append([[list(map(list, x.arch)), x.score] for x in r.records])
+print(json.dumps(out))
 """
 
 
@@ -226,4 +237,4 @@ def test_results_are_identical_under_different_pythonhashseed():
         proc = subprocess.run([sys.executable, "-c", SCRIPT.format(root=root)], env=env, capture_output=True,
                               text=True, timeout=120, check=True)
         outs.append(proc.stdout)
-    assert outs[0] == outs[1] == outs[2] and len(json.loads(outs[0])) == 30
+    assert outs[0] == outs[1] == outs[2] and [len(x) for x in json.loads(outs[0])] == [30, 30]
