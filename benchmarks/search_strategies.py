@@ -166,6 +166,8 @@ def run_seed(job: tuple[str, float, int, list[int], list[str]]) -> list[dict]:
     rows = []
     for budget in budgets:
         for strategy in strategies:
+            if not _fits(strategy, budget):
+                continue
             inside = [0.0]
 
             def score(arch: Arch) -> float:
@@ -186,6 +188,15 @@ def run_seed(job: tuple[str, float, int, list[int], list[str]]) -> list[dict]:
                          "test_regret": table.best_test - table.test[h], "evals": evals,
                          "overhead_us": 1e6 * (wall - inside[0]) / evals})
     return rows
+
+
+def _fits(strategy: str, budget: int) -> bool:
+    """Whether the strategy runs at this budget (a paper preset's population of 50 needs a budget of 50)."""
+    try:
+        STRATEGIES[strategy](budget, 0)
+    except ValueError:
+        return False
+    return True
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -305,6 +316,10 @@ def main() -> None:
     for name in args.tables:
         if name not in known:
             parser.error(f"unknown table {name!r}; nas-bench-graph ships {known}")
+    for budget in args.budgets:
+        left_out = [s for s in args.strategies if not _fits(s, budget)]
+        if left_out:
+            print(f"budget {budget}: left out {left_out} (their population exceeds the budget)", file=sys.stderr)
     jobs = [(name, noise, seed, args.budgets, args.strategies)
             for name in args.tables for noise in args.noise for seed in range(seeds)]
     start = time.perf_counter()
@@ -325,8 +340,9 @@ def main() -> None:
     print(file=sys.stderr)
     default = DEFAULT if DEFAULT in args.strategies else args.strategies[0]
     summary = summarise(rows, default)
+    loaded = _STATE.get("tables") or {name: Table(name) for name in args.tables}  # workers loaded their own
     tables = {name: {"networks": t.size, "best_valid": t.best_valid, "best_test": t.best_test}
-              for name, t in _STATE.get("tables", {}).items()}
+              for name, t in loaded.items()}
     print(f"NAS-Bench-Graph (pip nas-bench-graph {_version()}): {len(jobs)} (table, noise, seed) "
           f"settings x {len(args.budgets)} budgets x {len(args.strategies)} strategies in {elapsed:.0f} s; "
           f"rank among the table's networks by noise-free validation accuracy (1 = best); default strategy: "
