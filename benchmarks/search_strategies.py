@@ -246,7 +246,8 @@ def print_table(summary: list[dict], default: str) -> None:
             diff = f"{e['rank_minus_default']:+9.1f} ± {e['rank_minus_default_se']:.1f}"
         print(f"{e['table']:<10}{e['noise']:>6g}{e['budget']:>7}  {e['strategy']:<12}"
               f"{e['mean_rank']:>12.1f} ± {e['mean_rank_se']:<6.1f}{e['median_rank']:>8.1f}"
-              f"{e['regret']:>14.3f} ± {e['regret_se']:<6.3f}{e['evals_mean']:>7.0f}{e['overhead_us']:>9.0f}  {diff:>30}")
+              f"{e['regret']:>14.3f} ± {e['regret_se']:<6.3f}{e['evals_mean']:>7.0f}{e['overhead_us']:>9.0f}"
+              f"  {diff:>30}")
 
 
 def goals(summary: list[dict], default: str) -> list[str]:

@@ -6,15 +6,16 @@ from .candidate import score_candidate
 from .choice import Choice, choices_of
 from .cost import CostConstraint, CostTable, build_cost_table, count_flops, count_params
 from .evolution import PRESETS, EvolutionConfig, evolve, load_result
-from .records import Record, SearchResult, pareto_front, top_records
-from .strategies import STRATEGIES
 from .progress import ProgressBar
+from .records import Record, SearchResult, pareto_front, top_records
 from .registry import create_space, list_spaces, register_space
 from .sampling import FlopsBinnedSampler, broadcast_arch, crossover, mutate, sample, sample_like
+from .strategies import STRATEGIES
 from .subnet import fix, is_fixed, load_subnet, save_subnet, save_weights
 
 __all__ = [
-    "PRESETS", "STRATEGIES", "Arch", "Choice", "ProgressBar", "CostConstraint", "CostTable", "EvolutionConfig", "FlopsBinnedSampler", "Record",
+    "PRESETS", "STRATEGIES", "Arch", "Choice", "ProgressBar", "CostConstraint", "CostTable", "EvolutionConfig",
+    "FlopsBinnedSampler", "Record",
     "SearchResult", "Space", "active_arch", "batchnorms", "broadcast_arch", "build_cost_table", "choices_of",
     "count_flops", "count_params", "create_space", "crossover", "evolve", "fix", "is_fixed", "list_spaces",
     "load_arch", "load_result", "make_arch", "mutate", "pareto_front", "recalibrate_bn", "register_space",

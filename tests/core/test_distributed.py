@@ -12,7 +12,8 @@ from tests.core.test_bn import BNPath
 from tests.core.test_evolution import SPACE, cost, planted
 
 # batch 4: the candidates of a generation are what the ranks share (evolution and random read population)
-CONFIGS = {name: EvolutionConfig(strategy=name, budget=26, population=8, batch=4, seed=11) for name in sorted(STRATEGIES)}
+CONFIGS = {name: EvolutionConfig(strategy=name, budget=26, population=8, batch=4, seed=11)
+           for name in sorted(STRATEGIES)}
 
 
 def _calibration(rank):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tasknas.core import EvolutionConfig, evolve, load_result
-from tasknas.core.journal import SearchStore
 from tests.core.test_evolution import SPACE, crash_at, planted, summary
 
 CONFIG = EvolutionConfig(strategy="predictor", budget=30, population=6, batch=6, seed=7)
