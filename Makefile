@@ -15,7 +15,7 @@ $(STAMP): scripts/install.sh requirements/constraints.txt requirements/stack.txt
 install: $(STAMP)
 
 # DEMO=detnas (default): DetNAS backbone search inside MMDetection; DEMO=nasfpn / bifpn: neck search;
-# DEMO=joint: backbone + neck in one arch; DEMO=core: the core alone.
+# DEMO=joint: backbone + neck in one arch; DEMO=seg: segmentation in MMSegmentation; DEMO=core: the core alone.
 DEMO ?= detnas
 demo: $(STAMP)
 	$(PY) -m tasknas.cli demo $(DEMO) $(ARGS)

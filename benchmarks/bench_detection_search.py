@@ -1,8 +1,8 @@
 """Detection search throughput: candidates/second, and a candidate's cost relative to its forward passes.
 
-A is one candidate of ``tasknas search`` exactly as the search runs it (``DetectionScorer``): activate the
+A is one candidate of ``tasknas search`` exactly as the search runs it (``Scorer``): activate the
 arch, recalibrate BN on the calibration images, run the evaluation split through ``test_step``, and
-compute the config's CocoMetric. B is the same model's bare passes for that arch: train-mode no-grad
+compute the search variant of the config's CocoMetric (``FastCocoMetric``: the same values, in memory). B is the same model's bare passes for that arch: train-mode no-grad
 forwards over the same calibration batches and ``test_step`` over the same evaluation batches, with no
 metric; B runs right after A on the statistics A recalibrated (BN momentum 0), so both run identical
 networks and their post-processing (NMS) does identical work. A/B is the cost of scoring over the network
@@ -23,14 +23,9 @@ from _timing import Timings, add_process_arguments, measure_in_processes, second
 
 from tasknas.core import choices_of, sample, space_of
 from tasknas.plugins.detection.demo import demo_config
-from tasknas.plugins.detection.evaluation import (
-    DetectionScorer,
-    build_detector,
-    calibration_batches,
-    calibration_forward,
-    quiet,
-)
 from tasknas.plugins.detection.synthetic import write_shapes_coco
+from tasknas.plugins.openmmlab.config import build_model, quiet
+from tasknas.plugins.openmmlab.scoring import Scorer, calibration_batches, calibration_forward
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
@@ -40,9 +35,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         root = Path(tmp)
         write_shapes_coco(root, {"train": 64, "val": args.val_images, "test": 8}, 128, seed=0)
         cfg = demo_config(root, root / "work", 10)
-        model = build_detector(cfg, None, "cpu")
+        model = build_model(cfg, None, "cpu")
         calibration = calibration_batches(cfg, args.calib_images)
-        scorer = DetectionScorer(cfg, model, calibration)
+        scorer = Scorer(cfg, model, calibration)
         evaluation = list(scorer.loader)
         space = space_of(model)
         choices = choices_of(model)
@@ -76,15 +71,15 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
             tb.append(seconds(lambda: bare(arch)))
         t = Timings(ta, tb)
 
-        # the evaluation plumbing alone on one candidate's outputs, as mmengine's Evaluator does it:
-        # DetDataSample.to_dict, CocoMetric.process, CocoMetric.compute_metrics (COCOeval)
+        # the evaluation plumbing alone on one candidate's outputs, as the scorer does it
         with torch.no_grad():
             outputs = [model.test_step(batch) for batch in evaluation]
 
         def metric_only() -> None:
             for metric in scorer.metrics:
                 for batch, out in zip(evaluation, outputs):
-                    metric.process(batch, [o.to_dict() for o in out])
+                    metric.process(batch, out if getattr(metric, "accepts_data_samples", False)
+                                   else [o.to_dict() for o in out])
                 with quiet():
                     metric.compute_metrics(metric.results)
                 metric.results.clear()
@@ -106,7 +101,7 @@ def main() -> None:
     print(f"candidate / its forward passes = {r['ratio']:.3f}  (candidate {r['candidate_s'] * 1e3:.0f} ms, bare "
           f"passes {r['bare_s'] * 1e3:.0f} ms)")
     rest = r["candidate_s"] - r["bare_s"] - r["metric_s"]
-    print(f"  of the difference: the evaluator (to_dict, CocoMetric.process, COCOeval) {r['metric_s'] * 1e3:.0f} ms; "
+    print(f"  of the difference: the evaluator (FastCocoMetric) {r['metric_s'] * 1e3:.0f} ms; "
           f"everything else (set_arch, BN bookkeeping) {rest * 1e3:.0f} ms = {rest / r['bare_s'] * 100:.1f}% "
           "of the passes")
 

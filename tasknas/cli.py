@@ -1,4 +1,4 @@
-"""Command line: ``tasknas demo | spaces | train | search | export | binary``."""
+"""Command line: ``tasknas demo | spaces | train | search | export | pretrain | rank | binary``."""
 from __future__ import annotations
 
 import argparse
@@ -8,13 +8,20 @@ from pathlib import Path
 
 
 def _spaces(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tasknas spaces", description="List the built-in search spaces.")
+    parser = argparse.ArgumentParser(prog="tasknas spaces", description="List every searchable space of the suite: "
+                                     "core supernets, backbones, necks, decode heads and binary cells, with their "
+                                     "number of choices and of archs and what they plug into.")
     parser.parse_args(argv)
-    from .core import create_space, list_spaces, space_of
+    from . import plugins  # noqa: F401  (filters the OpenMMLab stack's import noise)
+    from .catalog import catalog
 
-    for name in list_spaces():
-        space = space_of(create_space(name))
-        print(f"{name:28s} {len(space):3d} choices  {space.size():.3g} archs")
+    print(f"{'plugin':13s}{'space':34s}{'choices':>8s}{'archs':>11s}  plugs into")
+    for plugin, entry, why in catalog():
+        if entry is None:
+            print(f"{plugin:13s}(not loaded: {why})")
+            continue
+        space = entry.build()
+        print(f"{plugin:13s}{entry.name:34s}{len(space):8d}{space.size():11.3g}  {entry.plugs_into}")
     return 0
 
 
@@ -23,12 +30,14 @@ def _demo(argv: list[str]) -> int:
         from .demo import main
 
         return main(argv[1:])
+    if argv and argv[0] == "seg":
+        return _demo_seg(argv[1:])
     parser = argparse.ArgumentParser(prog="tasknas demo", description="The embedded demos, offline on generated "
                                      "data: supernet training, search and export inside MMDetection (5-10 min on "
                                      "2 cores each). detnas (default): DetNAS backbone search; nasfpn / bifpn: "
                                      "neck search on a fixed backbone; joint: backbone + NAS-FPN neck in one arch. "
-                                     "core: the core alone on a classification task (`tasknas demo core --help`).")
-    parser.add_argument("job", nargs="?", default="detnas", choices=("detnas", "nasfpn", "bifpn", "joint", "core"))
+                                     "seg: segmentation in MMSegmentation (`tasknas demo seg --help`). core: the core alone on a classification task (`tasknas demo core --help`).")
+    parser.add_argument("job", nargs="?", default="detnas", choices=("detnas", "nasfpn", "bifpn", "joint", "seg", "core"))
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--iterations", type=int, default=1000, help="supernet training iterations")
     parser.add_argument("--population", type=int, default=10)
@@ -41,6 +50,28 @@ def _demo(argv: list[str]) -> int:
     check_search_args(parser, args)
 
     run(args.out / args.job, args.iterations, args.population, args.generations, args.seed, job=args.job)
+    return 0
+
+
+def _demo_seg(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tasknas demo seg", description="Segmentation search inside MMSegmentation "
+                                     "on a generated mask set (train, search, export). joint (default): DetNAS "
+                                     "backbone + ASPP/DeepLabV3+ head in one arch; backbone: the backbone under "
+                                     "mmseg's DeepLabV3+ head; aspp / cells: the decode head on a fixed ResNet-18.")
+    parser.add_argument("job", nargs="?", default="joint", choices=("joint", "backbone", "aspp", "cells"))
+    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
+    parser.add_argument("--iterations", type=int, help="supernet training iterations (default: the demo's)")
+    parser.add_argument("--population", type=int, default=10)
+    parser.add_argument("--generations", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from .demo import check_search_args
+    from .plugins.segmentation.demo import run
+
+    check_search_args(parser, args)
+    extra = {} if args.iterations is None else {"iterations": args.iterations}
+    run(args.out / f"seg-{args.job}", population=args.population, generations=args.generations, seed=args.seed,
+        job=args.job, **extra)
     return 0
 
 
@@ -60,7 +91,7 @@ def _train(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the work dir")
     _cfg_options(parser)
     args = parser.parse_args(argv)
-    from .plugins.detection.training import train
+    from .plugins.openmmlab.training import train
 
     work = train(args.config, args.work_dir, args.resume, args.cfg_options)
     print(f"supernet weights: {work / 'supernet.pth'}")
@@ -72,7 +103,8 @@ def _supernet_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config")
     parser.add_argument("--checkpoint", required=True, help="supernet.pth written by `tasknas train`")
     parser.add_argument("--work-dir", required=True)
-    parser.add_argument("--calib-images", type=int, default=64, help="training images for BN recalibration")
+    parser.add_argument("--calib-images", type=int, help="training images for BN recalibration (search default: 64; "
+                        "export default: what the search recorded in results.json beside --arch)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
                         help="input size of the cost table / ONNX model (default: the config's test Resize)")
 
@@ -93,43 +125,52 @@ def _search(argv: list[str]) -> int:
                         help="ms upper bound at batch 1, from a latency table measured once on this device")
     parser.add_argument("--backbone-only", action="store_true",
                         help="constraints on the backbone's cost alone (to compare with papers)")
-    parser.add_argument("--population", type=int, default=50)
-    parser.add_argument("--topk", type=int, default=10)
-    parser.add_argument("--mutations", type=int, default=20)
-    parser.add_argument("--crossovers", type=int, default=20)
-    parser.add_argument("--mutation-prob", type=float, default=0.1)
-    parser.add_argument("--generations", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", choices=("spos", "detnas"),
+                        help="a paper's evolution settings: spos = population 50, top 10, 25 mutations, 25 "
+                             "crossovers, 20 generations; detnas = 50 / 10 / 20 / 20 and 10 random. Default: detnas, "
+                             "or with --budget and no preset, settings planned around the budget")
+    parser.add_argument("--budget", type=int, help="the number of distinct archs to score (never exceeded)")
+    parser.add_argument("--strategy", help="search strategy (see tasknas.core.evolution.STRATEGIES)")
+    for flag, kind in (("population", int), ("topk", int), ("mutations", int), ("crossovers", int),
+                       ("mutation-prob", float), ("generations", int)):
+        parser.add_argument(f"--{flag}", type=kind, help="overrides the preset's value")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the search and of the calibration images")
     _cfg_options(parser)
     args = parser.parse_args(argv)
     from .core import EvolutionConfig
-    from .plugins.detection.search import Limits, search
+    from .plugins.openmmlab import task_of
+    from .plugins.openmmlab.config import load_config
+    from .plugins.openmmlab.search import Limits, search
 
+    given = {k: getattr(args, k) for k in ("budget", "strategy", "population", "topk", "mutations", "crossovers",
+                                           "mutation_prob", "generations", "seed") if getattr(args, k) is not None}
+    preset = args.preset or (None if args.budget is not None else "detnas")
+    evolution = EvolutionConfig.preset(preset, **given) if preset else EvolutionConfig(**given)
     result = search(args.config, args.checkpoint, args.work_dir, resume=args.resume, options=args.cfg_options,
                     limits=Limits(args.macs_min, args.macs_max, args.params_min, args.params_max, args.latency_max),
-                    backbone_only=args.backbone_only, input_size=args.input_size, calib_images=args.calib_images,
-                    split=args.split,
-                    evolution=EvolutionConfig.preset("detnas", population=args.population, topk=args.topk,
-                                                     mutations=args.mutations, crossovers=args.crossovers,
-                                                     mutation_prob=args.mutation_prob, generations=args.generations,
-                                                     seed=args.seed))
-    print(f"best arch (bbox mAP {result.best_score:.4f}): {args.work_dir}/best.arch.json")
+                    backbone_only=args.backbone_only, input_size=args.input_size,
+                    calib_images=64 if args.calib_images is None else args.calib_images, split=args.split,
+                    evolution=evolution)
+    metric = task_of(load_config(args.config, args.cfg_options)).metric_key
+    print(f"best arch ({metric} {result.best_score:.4f}): {args.work_dir}/best.arch.json")
     return 0
 
 
 def _export(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tasknas export", description="Export a searched subnet: arch JSON, "
-                                     "fixed weights, a stock-mmdet config that trains/tests it, ONNX (backbone, "
-                                     "or backbone + neck when the neck is searched).")
+                                     "fixed weights (BN recalibrated on the images the search used), a stock "
+                                     "config that trains/tests it, ONNX.")
     _supernet_args(parser)
     parser.add_argument("--arch", required=True, help="arch JSON (best.arch.json of a search, or a published one)")
+    parser.add_argument("--seed", type=int, help="seed of the calibration images (default: the search's)")
     parser.add_argument("--no-onnx", action="store_true")
     _cfg_options(parser)
     args = parser.parse_args(argv)
-    from .plugins.detection.export import export
+    from .plugins.openmmlab.export import export
 
     report = export(args.config, args.checkpoint, args.arch, args.work_dir, options=args.cfg_options,
-                    calib_images=args.calib_images, input_size=args.input_size, onnx=not args.no_onnx)
+                    calib_images=args.calib_images, input_size=args.input_size, onnx=not args.no_onnx,
+                    seed=args.seed)
     for key, value in report.items():
         print(f"{key}: {value}")
     return 0
@@ -141,37 +182,60 @@ def _binary(argv: list[str]) -> int:
     return main(argv)
 
 
+def _pretrain(argv: list[str]) -> int:
+    from .pretrain.cli import pretrain_main
+
+    return pretrain_main(argv)
+
+
+def _rank(argv: list[str]) -> int:
+    from .pretrain.cli import rank_main
+
+    return rank_main(argv)
+
+
 COMMANDS = {"demo": _demo, "spaces": _spaces, "train": _train, "search": _search, "export": _export,
-            "binary": _binary}
+            "pretrain": _pretrain, "rank": _rank, "binary": _binary}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(os.environ.get("TASKNAS_DEBUG"))
+    if argv and argv[0] == "--debug":  # `tasknas --debug CMD ...`: tracebacks for bug reports
+        argv, debug = argv[1:], True
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: tasknas {" + ",".join(COMMANDS) + "} ...\n\n"
-              "  demo    the embedded demo (DetNAS search in MMDetection on generated data; `demo core`: the core\n"
-              "          alone on a classification task)\n"
-              "  spaces  list the built-in search spaces\n"
-              "  train   train a supernet from an mmdet config (stock Runner, path sampling)\n"
-              "  search  evolutionary search on a trained supernet\n"
+        print("usage: tasknas [--debug] {" + ",".join(COMMANDS) + "} ...\n\n"
+              "  demo    the embedded demos (DetNAS search in MMDetection on generated data; `demo seg`: segmentation\n"
+              "          in MMSegmentation; `demo core`: the core alone on a classification task)\n"
+              "  spaces  list every searchable space: core supernets, backbones, necks, heads, binary cells\n"
+              "  train   train a supernet from an mmdet/mmseg config (stock Runner, path sampling)\n"
+              "  search  architecture search on a trained supernet\n"
               "  export  the searched subnet: weights, config, ONNX\n"
-              "  binary  binary networks: BATS cell search and retraining (`tasknas binary --help`)")
+              "  pretrain  supernet pre-training on classification (DetNAS step 1), loads into the detection and\n"
+              "          segmentation supernets\n"
+              "  rank    how well a trained supernet ranks archs: correlation with stand-alone training\n"
+              "  binary  binary networks: BATS / BNAS / CP-NAS cell search and retraining (`tasknas binary --help`)\n\n"
+              "Errors are one line; --debug (or TASKNAS_DEBUG=1) shows the traceback.")
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
         print(f"tasknas: unknown command {argv[0]!r}; expected one of {sorted(COMMANDS)}", file=sys.stderr)
         return 2
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        if os.environ.get("TASKNAS_DEBUG"):
-            raise
-        print(f"tasknas {argv[0]}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         hint = {"search": " (the search state is on disk: add --resume to continue)",
                 "train": " (add --resume to continue from the last checkpoint)"}.get(argv[0], "")
         print(f"\ntasknas {argv[0]}: interrupted{hint}", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001  (one line for the user; --debug shows the traceback)
+        if debug:
+            raise
+        if isinstance(exc, (ValueError, FileNotFoundError, FileExistsError, FloatingPointError)):
+            print(f"tasknas {argv[0]}: error: {exc}", file=sys.stderr)
+        else:
+            print(f"tasknas {argv[0]}: error: {type(exc).__name__}: {exc} (run `tasknas --debug {argv[0]} ...` for "
+                  "the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

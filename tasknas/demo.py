@@ -198,7 +198,7 @@ def run(out_dir: Path, iterations: int, generations: int, population: int, seed:
 def check_search_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The demos' --iterations/--generations/--population: one error naming a bad value."""
     for name in ("iterations", "generations", "population"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.population < 4:
         parser.error(f"--population must be >= 4, got {args.population}")

@@ -1,4 +1,5 @@
-"""A registry of search-space factories: a plain dict of functions, filled by importing the family files."""
+"""A registry of search-space factories: a plain dict of functions, filled by importing the family files
+(``tasknas.core`` imports ``tasknas.core.spaces``; this module imports none of them)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,8 +19,7 @@ def register_space(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def list_spaces() -> list[str]:
-    from . import spaces  # noqa: F401  (fills the registry)
-
+    """The registered names (``tasknas.core`` imports its ``spaces`` package, which registers the built-in ones)."""
     return sorted(_SPACES)
 
 

@@ -52,7 +52,7 @@ def tiny_config(config: Path, data_root: Path, work_dir: Path, iters: int = 2, b
 @pytest.fixture(scope="session")
 def trained(shapes_root, tmp_path_factory) -> tuple[Config, Path]:
     """(tiny shapes config, supernet.pth) of a supernet trained 4 iterations with `tasknas train`'s code path."""
-    from tasknas.plugins.detection.training import train
+    from tasknas.plugins.openmmlab.training import train
 
     work = tmp_path_factory.mktemp("supernet")
     cfg = tiny_config(SHAPES_CONFIG, shapes_root, work, iters=4)

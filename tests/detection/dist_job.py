@@ -8,9 +8,9 @@ from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
 from tasknas.core import EvolutionConfig, choices_of
-from tasknas.plugins.detection.hooks import unwrap
-from tasknas.plugins.detection.search import search
-from tasknas.plugins.detection.training import train
+from tasknas.plugins.openmmlab.hooks import unwrap
+from tasknas.plugins.openmmlab.search import search
+from tasknas.plugins.openmmlab.training import train
 from tests.detection.conftest import SHAPES_CONFIG, tiny_config
 
 SEARCH = dict(evolution=EvolutionConfig.preset("detnas", population=4, topk=2, mutations=1, crossovers=1,

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tasknas.plugins.detection.search import search
+from tasknas.plugins.openmmlab.search import search
 from tests.detection.conftest import SHAPES_CONFIG, tiny_config
 from tests.detection.dist_job import SEARCH
 

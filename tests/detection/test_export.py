@@ -7,27 +7,28 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from tasknas.core import load_arch, recalibrate_bn, sample, set_arch, space_of
-from tasknas.plugins.detection import evaluation
-from tasknas.plugins.detection.export import export
+from tasknas.core import EvolutionConfig, fix, load_arch, recalibrate_bn, sample, set_arch, space_of
+from tasknas.plugins.openmmlab import config, scoring
+from tasknas.plugins.openmmlab.export import export
+from tasknas.plugins.openmmlab.search import search
 from tests.detection.conftest import CONFIGS
 
 
 def test_exported_subnet_reloads_with_the_supernets_outputs_and_trains_with_the_stock_runner(trained, tmp_path):
     cfg, weights = trained
-    model = evaluation.build_detector(cfg, weights, "cpu")
+    model = config.build_model(cfg, weights, "cpu")
     arch = sample(space_of(model), __import__("random").Random(5))
     (tmp_path / "a.arch.json").write_text(arch.to_json())
     report = export(cfg, weights, tmp_path / "a.arch.json", tmp_path / "out", calib_images=4)
 
     # the supernet on that arch, recalibrated the same way
     set_arch(model, arch)
-    recalibrate_bn(model, evaluation.calibration_batches(cfg, 4),
-                   forward=evaluation.calibration_forward)
+    recalibrate_bn(model, scoring.calibration_batches(cfg, 4),
+                   forward=scoring.calibration_forward)
     exported = Config.fromfile(report["config"])
     assert "ArchSamplerHook" not in str(exported.custom_hooks)
     assert exported.model.backbone.arch == arch.as_dict()
-    fixed = evaluation.build_detector(exported, report["weights"], "cpu")
+    fixed = config.build_model(exported, report["weights"], "cpu")
     assert not space_of(fixed)  # a static network
     x = torch.randn(2, 3, 128, 128)
     model.eval(), fixed.eval()
@@ -66,3 +67,36 @@ def test_an_arch_of_another_space_is_refused(trained, tmp_path):
     (tmp_path / "bad.json").write_text(large.to_json())
     with pytest.raises(ValueError, match=r"bad.json: arch has key\(s\) \['stage0.block4'"):
         export(cfg, weights, tmp_path / "bad.json", tmp_path / "out", calib_images=1)
+
+
+def test_export_recalibrates_bn_on_the_images_the_search_scored(trained, tmp_path, monkeypatch, capsys):
+    cfg, weights = trained
+    seen = {}
+    real = scoring.Scorer.__call__
+
+    def recording(self, arch):  # the BN statistics each candidate was scored with
+        values = real(self, arch)
+        seen[arch] = {k: v.clone() for k, v in fix(self.model, arch).state_dict().items() if ".running_" in k}
+        return values
+
+    monkeypatch.setattr(scoring.Scorer, "__call__", recording)
+    evolution = EvolutionConfig.preset("detnas", population=3, topk=2, mutations=1, crossovers=1, generations=1,
+                                       seed=3)
+    result = search(cfg, weights, tmp_path / "s", evolution=evolution, calib_images=3, progress=False)
+    monkeypatch.setattr(scoring.Scorer, "__call__", real)
+    settings = json.loads((tmp_path / "s" / "results.json").read_text())["settings"]
+    assert (settings["seed"], settings["calib_images"], settings["split"]) == (3, 3, "val")
+    assert settings["config_dump"] == "search_config.py" and "Config (path" not in json.dumps(settings)
+    assert Config.fromfile(tmp_path / "s" / "search_config.py").model.backbone.type == "SearchableShuffleNetBackbone"
+
+    report = export(cfg, weights, tmp_path / "s" / "best.arch.json", tmp_path / "e", onnx=False)
+    assert (report["seed"], report["calib_images"]) == (3, 3)
+    exported = torch.load(report["weights"], weights_only=True)["state_dict"]
+    scored = seen[result.best]
+    assert scored and all(torch.equal(exported[k], v) for k, v in scored.items())
+
+    capsys.readouterr()
+    other = export(cfg, weights, tmp_path / "s" / "best.arch.json", tmp_path / "e0", onnx=False, seed=0)
+    assert "seed=0 given; the search scored with seed=3" in capsys.readouterr().out
+    exported = torch.load(other["weights"], weights_only=True)["state_dict"]
+    assert not all(torch.equal(exported[k], v) for k, v in scored.items())

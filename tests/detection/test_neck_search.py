@@ -14,11 +14,11 @@ from mmengine.runner import Runner
 from tasknas.core import (
     Choice, EvolutionConfig, choices_of, fix, is_fixed, load_arch, recalibrate_bn, sample, set_arch, space_of,
 )
-from tasknas.plugins.detection import evaluation
-from tasknas.plugins.detection.export import export
-from tasknas.plugins.detection.hooks import unwrap
-from tasknas.plugins.detection.search import search
-from tasknas.plugins.detection.training import train
+from tasknas.plugins.openmmlab import config, scoring
+from tasknas.plugins.openmmlab.export import export
+from tasknas.plugins.openmmlab.hooks import unwrap
+from tasknas.plugins.openmmlab.search import search
+from tasknas.plugins.openmmlab.training import train
 from tests.detection.conftest import CONFIGS, tiny_config
 
 SHAPES = {
@@ -102,7 +102,7 @@ def test_neck_search_export_and_the_exported_config_in_the_stock_runner(trained_
         assert len(gates) == 16 and not any(k.startswith("neck.layer0.") for k in gates)
     else:
         assert gates == {}
-    model = evaluation.build_detector(cfg, weights, "cpu")
+    model = config.build_model(cfg, weights, "cpu")
     space = space_of(model)
     keys = set(space)
     assert all(k.startswith("neck.") or (name == "joint" and k.startswith("backbone.")) for k in keys)
@@ -119,8 +119,8 @@ def test_neck_search_export_and_the_exported_config_in_the_stock_runner(trained_
 
     # the supernet on that arch, recalibrated as the export did, equals the exported detector
     set_arch(model, arch)
-    recalibrate_bn(model, evaluation.calibration_batches(cfg, 4), forward=evaluation.calibration_forward)
-    fixed = evaluation.build_detector(exported, report["weights"], "cpu")
+    recalibrate_bn(model, scoring.calibration_batches(cfg, 4), forward=scoring.calibration_forward)
+    fixed = config.build_model(exported, report["weights"], "cpu")
     assert is_fixed(fixed)
     x = torch.randn(2, 3, 128, 128)
     model.eval(), fixed.eval()
@@ -143,7 +143,7 @@ def test_published_neck_archs_export(trained_neck, tmp_path):
     arch_file = CONFIGS / ("bifpn_d0.arch.json" if name == "bifpn" else "nasfpn_published.arch.json")
     neck = json.loads(arch_file.read_text())
     if name == "joint":  # the published NAS-FPN cells with a sampled backbone
-        space = space_of(evaluation.build_detector(cfg, weights, "cpu"))
+        space = space_of(config.build_model(cfg, weights, "cpu"))
         backbone = {k: v for k, v in sample(space, random.Random(0)) if k.startswith("backbone.")}
         arch_file = tmp_path / "joint.arch.json"
         arch_file.write_text(json.dumps({**backbone, **neck}))

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tasknas.core import EvolutionConfig, load_arch, space_of
-from tasknas.plugins.detection import evaluation
-from tasknas.plugins.detection.search import Limits, search
+from tasknas.plugins.openmmlab import config, scoring
+from tasknas.plugins.openmmlab.search import Limits, search
 from tests.detection.conftest import CONFIGS, tiny_config
 
 SETTINGS = dict(evolution=EvolutionConfig.preset("detnas", population=4, topk=2, mutations=1, crossovers=1,
@@ -19,7 +19,7 @@ SETTINGS = dict(evolution=EvolutionConfig.preset("detnas", population=4, topk=2,
 def test_training_writes_plain_tensor_supernet_weights(trained):
     cfg, weights = trained
     payload = torch.load(weights, weights_only=True)
-    model = evaluation.build_detector(cfg, weights, "cpu")
+    model = config.build_model(cfg, weights, "cpu")
     assert set(payload["state_dict"]) == set(model.state_dict())
     assert payload["meta"]["space"] == {k: list(v) for k, v in space_of(model).items()}
 
@@ -32,7 +32,7 @@ def test_search_writes_results_table_plot_and_best_arch(trained, tmp_path):
     assert all(0.0 <= r["mAP"] <= 1.0 and r["gmacs"] > 0 and r["mparams"] > 0 for r in rows)
     assert (tmp_path / "results.csv").read_text().count("\n") == 9
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    model = evaluation.build_detector(cfg, weights, "cpu")
+    model = config.build_model(cfg, weights, "cpu")
     assert load_arch(tmp_path / "best.arch.json", space_of(model)) == result.best
     assert result.best_score == max(r.score for r in result.records)
 
@@ -41,7 +41,7 @@ def test_interrupted_search_resumes_to_the_same_result(trained, tmp_path, monkey
     cfg, weights = trained
     full = search(cfg, weights, tmp_path / "full", **SETTINGS)
     calls = []
-    real = evaluation.DetectionScorer.__call__
+    real = scoring.Scorer.__call__
 
     def interrupted(self, arch):
         calls.append(arch)
@@ -49,10 +49,10 @@ def test_interrupted_search_resumes_to_the_same_result(trained, tmp_path, monkey
             raise KeyboardInterrupt
         return real(self, arch)
 
-    monkeypatch.setattr(evaluation.DetectionScorer, "__call__", interrupted)
+    monkeypatch.setattr(scoring.Scorer, "__call__", interrupted)
     with pytest.raises(KeyboardInterrupt):
         search(cfg, weights, tmp_path / "cut", **SETTINGS)
-    monkeypatch.setattr(evaluation.DetectionScorer, "__call__", real)
+    monkeypatch.setattr(scoring.Scorer, "__call__", real)
     with pytest.raises(FileExistsError, match="pass resume=True"):
         search(cfg, weights, tmp_path / "cut", **SETTINGS)
     resumed = search(cfg, weights, tmp_path / "cut", resume=True, **SETTINGS)
@@ -66,9 +66,12 @@ def test_bad_inputs_get_one_clear_error(trained, tmp_path, shapes_root):
     other = tiny_config(CONFIGS / "retinanet_detnas-large_fpn_1x_coco.py", shapes_root, tmp_path)
     with pytest.raises(ValueError, match="does not fit this config's supernet"):
         search(other, weights, tmp_path / "b", **SETTINGS)
-    runner_ckpt = weights.parent / "iter_4.pth"
+    runner_ckpt = weights.parent / "iter_4.pth"  # plain data too (TrustedResumeRunner): its weights are the supernet's
+    assert set(config.read_supernet_weights(runner_ckpt)) == set(config.read_supernet_weights(weights))
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "meta": {"args": __import__("argparse").Namespace(a=1)}},
+               tmp_path / "pickled.pth")  # a class outside what weights_only admits
     with pytest.raises(ValueError, match="cannot be read as plain tensors"):
-        search(cfg, runner_ckpt, tmp_path / "c", **SETTINGS)
+        search(cfg, tmp_path / "pickled.pth", tmp_path / "c", **SETTINGS)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         search(cfg, tmp_path / "missing.pth", tmp_path / "d", **SETTINGS)
     empty = tmp_path / "empty"
@@ -97,7 +100,7 @@ def test_the_detection_demo_runs_end_to_end(job, tmp_path, capsys):
     summary = run(tmp_path, iterations=4, population=4, generations=1, images=(16, 8, 8), job=job)
     out = capsys.readouterr().out
     assert "found arch" in out and "random arch" in out and "exported the best subnet" in out
-    assert summary["candidates"] == 4 and 0.0 <= summary["best_test_map"] <= 1.0
+    assert summary["candidates"] == 4 and 0.0 <= summary["best_test"] <= 1.0
     onnx_file = "backbone.onnx" if job == "detnas" else "features.onnx"
     assert (tmp_path / "export" / onnx_file).exists() and (tmp_path / "search" / "pareto.png").exists()
     assert "Config:" not in out  # the Runner's config dump is silenced in the demo

@@ -6,10 +6,11 @@ import pytest
 from mmengine.registry import DefaultScope
 
 from tasknas.core import EvolutionConfig
-from tasknas.plugins.detection.evaluation import DetectionScorer, build_detector, calibration_batches
-from tasknas.plugins.detection.search import search
-from tasknas.plugins.detection.split import HeldOutSplit
-from tasknas.plugins.detection.training import train
+from tasknas.plugins.openmmlab.config import build_model
+from tasknas.plugins.openmmlab.scoring import Scorer, calibration_batches
+from tasknas.plugins.openmmlab.search import search
+from tasknas.plugins.openmmlab.split import HeldOutSplit
+from tasknas.plugins.openmmlab.training import train
 from tests.detection.conftest import SHAPES_CONFIG, tiny_config
 
 
@@ -49,7 +50,7 @@ def test_search_on_the_held_out_part_of_the_train_set(shapes_root, tmp_path):
                                                      generations=1))
     assert len(result.records) == 4
     gt = json.loads((tmp_path / "search" / "heldout_annotations.json").read_text())
-    scorer = DetectionScorer(cfg, build_detector(cfg, weights, "cpu"), [], "heldout", work_dir=tmp_path / "x")
+    scorer = Scorer(cfg, build_model(cfg, weights, "cpu"), [], "heldout", work_dir=tmp_path / "x")
     held_ids = {scorer.dataset.get_data_info(i)["img_id"] for i in range(len(scorer.dataset))}
     assert {im["id"] for im in gt["images"]} == held_ids and len(held_ids) == 6
     assert {a["image_id"] for a in gt["annotations"]} <= held_ids

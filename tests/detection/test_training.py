@@ -6,7 +6,7 @@ from mmengine.runner import Runner
 
 from tasknas.core import choices_of
 from tasknas.plugins.detection import ArchSamplerHook, TrustedResumeRunner
-from tasknas.plugins.detection.hooks import unwrap
+from tasknas.plugins.openmmlab.hooks import unwrap
 from tests.detection.conftest import CONFIGS, tiny_config
 
 DETECTORS = {
@@ -96,13 +96,13 @@ def test_hook_rejects_bad_settings_and_non_searchable_models():
 
 
 def test_an_unknown_space_in_a_config_is_named(shapes_root, tmp_path):
-    from tasknas.plugins.detection.evaluation import build_detector
+    from tasknas.plugins.openmmlab.config import build_model
 
     cfg = tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path)
     cfg.model.backbone.space = "detnas_shufflenet_medium"
     with pytest.raises(ValueError, match=r"unknown search space 'detnas_shufflenet_medium'; known spaces: \["):
-        build_detector(cfg, None, "cpu")
+        build_model(cfg, None, "cpu")
     cfg.model.backbone.space = "detnas_shufflenet_small"
     cfg.model.backbone.out_indices = (1, 4)
     with pytest.raises(ValueError, match=r"out_indices \(1, 4\) must be a non-empty subset of 0..3"):
-        build_detector(cfg, None, "cpu")
+        build_model(cfg, None, "cpu")

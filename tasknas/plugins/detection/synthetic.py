@@ -202,3 +202,38 @@ def write_shapes_coco(root: str | os.PathLike, splits: Mapping[str, int] = {"tra
         atomic_write_text(ann_path, json.dumps(coco, separators=(",", ":")))
         written[split] = ann_path
     return written
+
+
+def noisy_predictions(ann_file: str | os.PathLike, per_image: int = 100, seed: int = 0):
+    """Detector-like predictions for the images of a COCO annotation file, to exercise a metric without a
+    trained model: per object three jittered copies of its box (80 % with its class), then random false
+    positives up to ``per_image`` boxes. One ``(img_id, boxes (K, 4) x1y1x2y2, scores (K,), labels (K,))`` tuple
+    of float32/int64 tensors per image; the same arguments give the same predictions."""
+    import random
+
+    import torch
+
+    rng = random.Random(seed)
+    data = json.loads(Path(ann_file).read_text())
+    by_image: dict[int, list] = {im["id"]: [] for im in data["images"]}
+    for ann in data["annotations"]:
+        by_image[ann["image_id"]].append(ann)
+    num_classes = len(data["categories"])
+    out = []
+    for img_id, anns in by_image.items():
+        boxes, scores, labels = [], [], []
+        for ann in anns:
+            x, y, w, h = ann["bbox"]
+            for _ in range(3):
+                dx, dy = rng.gauss(0, 0.1 * w), rng.gauss(0, 0.1 * h)
+                boxes.append([x + dx, y + dy, x + w + dx, y + h + dy])
+                scores.append(rng.random())
+                labels.append(ann["category_id"] - 1 if rng.random() < 0.8 else rng.randrange(num_classes))
+        while len(boxes) < per_image:
+            x, y = rng.uniform(0, 100), rng.uniform(0, 100)
+            boxes.append([x, y, x + rng.uniform(4, 28), y + rng.uniform(4, 28)])
+            scores.append(rng.random() * 0.5)
+            labels.append(rng.randrange(num_classes))
+        out.append((img_id, torch.tensor(boxes, dtype=torch.float32), torch.tensor(scores, dtype=torch.float32),
+                    torch.tensor(labels, dtype=torch.int64)))
+    return out

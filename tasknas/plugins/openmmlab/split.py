@@ -2,19 +2,16 @@
 train images that the supernet never saw (the reporting split, COCO val/minival, stays untouched).
 
 Wrap the train dataset of the supernet config with ``part='train'``; ``tasknas search --split heldout``
-then scores candidates on ``part='heldout'`` of the same dataset, with a COCO annotation file written for
-exactly those images. The held-out images are a seeded choice, the same for both parts and every process.
+then scores candidates on ``part='heldout'`` of the same dataset (a task whose evaluator reads an annotation
+file writes one for exactly those images: detection's COCO file). The held-out images are a seeded choice,
+the same for both parts and every process. Registered in mmengine's root ``DATASETS``: detection and
+segmentation configs both find it.
 """
 from __future__ import annotations
 
-import json
-import os
 import random
-from pathlib import Path
 
-from mmdet.registry import DATASETS
-
-from ...core.state import atomic_write_text
+from mmengine.registry import DATASETS
 
 PARTS = ("train", "heldout")
 
@@ -49,16 +46,3 @@ class HeldOutSplit:
     def get_data_info(self, idx: int) -> dict:
         return self.dataset.get_data_info(self.indices[idx])
 
-
-def write_split_annotations(split: HeldOutSplit, path: str | os.PathLike) -> Path:
-    """A COCO annotation file holding exactly the images of ``split`` (from the wrapped CocoDataset's file)."""
-    source = getattr(split.dataset, "ann_file", None)
-    if not source or not Path(source).is_file():
-        raise ValueError("HeldOutSplit needs a COCO-format dataset with an annotation file to evaluate on")
-    data = json.loads(Path(source).read_text())
-    ids = {split.get_data_info(i)["img_id"] for i in range(len(split))}
-    subset = dict(data, images=[im for im in data["images"] if im["id"] in ids],
-                  annotations=[a for a in data["annotations"] if a["image_id"] in ids])
-    path = Path(path)
-    atomic_write_text(path, json.dumps(subset) + "\n")
-    return path

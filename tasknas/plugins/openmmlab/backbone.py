@@ -1,8 +1,12 @@
-"""SearchableShuffleNetBackbone: the DetNAS ShuffleNetV2 supernet (or one fixed subnet of it) as an mmdet backbone.
+"""SearchableShuffleNetBackbone: the DetNAS ShuffleNetV2 supernet (or one fixed subnet of it) as an OpenMMLab backbone.
+
+Registered in mmengine's root ``MODELS``, so mmdet and mmseg configs both build it (``type=
+'SearchableShuffleNetBackbone'``): four stage outputs at strides 4, 8, 16 and 32, what FPN necks and
+segmentation decode heads read.
 
 With ``arch=None`` the backbone is the supernet of the registered space (``detnas_shufflenet_small``: 20
 blocks, C2–C5 widths 64/160/320/640; ``detnas_shufflenet_large``: 40 blocks, 96/240/480/960); the path is
-chosen by :class:`~tasknas.plugins.detection.hooks.ArchSamplerHook` during training and by the search.
+chosen by :class:`~tasknas.plugins.openmmlab.hooks.ArchSamplerHook` during training and by the search.
 With ``arch`` (a dict, or the path of an arch JSON file) it is the fixed subnet of that arch: plain
 modules with the names ``tasknas.core.fix`` gives them, so a detector exported from the supernet loads
 its weights directly.
@@ -16,8 +20,8 @@ import os
 from collections.abc import Mapping, Sequence
 
 import torch
-from mmdet.registry import MODELS
 from mmengine.model import BaseModule
+from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...core import choices_of, create_space, fix, load_arch, make_arch, space_of
@@ -27,7 +31,7 @@ from ...core import choices_of, create_space, fix, load_arch, make_arch, space_o
 class SearchableShuffleNetBackbone(BaseModule):
     """DetNAS ShuffleNetV2 backbone; returns the stage outputs listed in ``out_indices`` (0–3 = C2–C5).
 
-    ``norm_eval`` keeps BN layers in eval mode during training (as mmdet's ResNet does for a pre-trained
+    ``norm_eval`` keeps BN layers in eval mode during training (as mmdet's/mmseg's ResNet do for a pre-trained
     backbone). SyncBN is applied the mmengine way: ``sync_bn = 'torch'`` in the config converts every BN,
     those of all options included, when training is distributed.
     """
