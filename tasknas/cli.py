@@ -130,7 +130,12 @@ def _search(argv: list[str]) -> int:
                              "crossovers, 20 generations; detnas = 50 / 10 / 20 / 20 and 10 random. Default: detnas, "
                              "or with --budget and no preset, settings planned around the budget")
     parser.add_argument("--budget", type=int, help="the number of distinct archs to score (never exceeded)")
-    parser.add_argument("--strategy", help="search strategy (see tasknas.core.evolution.STRATEGIES)")
+    parser.add_argument("--strategy", choices=("predictor", "regularized", "evolution", "random"),
+                        help="search strategy (docs/search.md); default: evolution with a preset, predictor-guided "
+                             "evolution with --budget and no preset")
+    parser.add_argument("--on-nonfinite", choices=("raise", "skip"),
+                        help="a candidate whose score is NaN/inf: stop with an error naming it (raise, default) or "
+                             "rank it last (skip)")
     for flag, kind in (("population", int), ("topk", int), ("mutations", int), ("crossovers", int),
                        ("mutation-prob", float), ("generations", int)):
         parser.add_argument(f"--{flag}", type=kind, help="overrides the preset's value")
@@ -143,7 +148,7 @@ def _search(argv: list[str]) -> int:
     from .plugins.openmmlab.search import Limits, search
 
     given = {k: getattr(args, k) for k in ("budget", "strategy", "population", "topk", "mutations", "crossovers",
-                                           "mutation_prob", "generations", "seed") if getattr(args, k) is not None}
+                                           "mutation_prob", "generations", "seed", "on_nonfinite") if getattr(args, k) is not None}
     preset = args.preset or (None if args.budget is not None else "detnas")
     evolution = EvolutionConfig.preset(preset, **given) if preset else EvolutionConfig(**given)
     result = search(args.config, args.checkpoint, args.work_dir, resume=args.resume, options=args.cfg_options,

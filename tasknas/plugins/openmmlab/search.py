@@ -79,7 +79,7 @@ def search(config: str | os.PathLike | Config, checkpoint: str | os.PathLike, wo
                     task=task)
     if rank() == 0:
         table.save(work / "cost_table.json")
-    total = evolution.budget or evolution.population * evolution.generations
+    total = evolution.max_scored
     bar = ProgressBar(total, "search") if progress and rank() == 0 else None
 
     def report(event: dict) -> None:
