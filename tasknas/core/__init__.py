@@ -5,6 +5,7 @@ from .bn import batchnorms, recalibrate_bn
 from .candidate import score_candidate
 from .choice import Choice, choices_of
 from .cost import CostConstraint, CostTable, build_cost_table, count_flops, count_params
+from .fair import GreedyPathFilter, broadcast_paths, fair_paths
 from .evolution import PRESETS, EvolutionConfig, evolve, load_result
 from .progress import ProgressBar
 from .records import Record, SearchResult, pareto_front, top_records
@@ -15,7 +16,7 @@ from .subnet import fix, is_fixed, load_subnet, save_subnet, save_weights
 
 __all__ = [
     "PRESETS", "STRATEGIES", "Arch", "Choice", "ProgressBar", "CostConstraint", "CostTable", "EvolutionConfig",
-    "FlopsBinnedSampler", "Record",
+    "FlopsBinnedSampler", "GreedyPathFilter", "Record", "broadcast_paths", "fair_paths",
     "SearchResult", "Space", "active_arch", "batchnorms", "broadcast_arch", "build_cost_table", "choices_of",
     "count_flops", "count_params", "create_space", "crossover", "evolve", "fix", "is_fixed", "list_spaces",
     "load_arch", "load_result", "make_arch", "mutate", "pareto_front", "recalibrate_bn", "register_space",

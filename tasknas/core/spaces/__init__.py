@@ -1,2 +1,2 @@
 """Built-in search-space families; importing this package registers them."""
-from . import shufflenet  # noqa: F401
+from . import shufflenet, shufflenet_small_images  # noqa: F401

@@ -60,6 +60,12 @@ class SearchableShuffleNetBackbone(BaseModule):
         self.arch = arch
         self.body = body
 
+    def init_weights(self) -> None:
+        from ...pretrain.model import check_init_cfg
+
+        check_init_cfg(self.init_cfg, self.space_name)  # a `tasknas pretrain` file of another space: one error
+        super().init_weights()
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feats = self.body.forward_features(x)
         return tuple(feats[i] for i in self.out_indices)
