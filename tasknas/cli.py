@@ -130,9 +130,9 @@ def _search(argv: list[str]) -> int:
                              "crossovers, 20 generations; detnas = 50 / 10 / 20 / 20 and 10 random. Default: detnas, "
                              "or with --budget and no preset, settings planned around the budget")
     parser.add_argument("--budget", type=int, help="the number of distinct archs to score (never exceeded)")
-    parser.add_argument("--strategy", choices=("predictor", "regularized", "evolution", "random"),
-                        help="search strategy (docs/search.md); default: evolution with a preset, predictor-guided "
-                             "evolution with --budget and no preset")
+    parser.add_argument("--strategy", help="search strategy: predictor, regularized, evolution or random "
+                        "(docs/search.md); default: evolution with a preset, predictor-guided evolution with --budget "
+                        "and no preset")
     parser.add_argument("--on-nonfinite", choices=("raise", "skip"),
                         help="a candidate whose score is NaN/inf: stop with an error naming it (raise, default) or "
                              "rank it last (skip)")
