@@ -1,0 +1,142 @@
+"""What classification pre-training (DetNAS step 1) buys the 20-block detection supernet on the shapes demo.
+
+    python benchmarks/pretrain_finetune.py --out work_dirs/pretrain_finetune [--iterations 300]
+
+1. pre-trains ``detnas_shufflenet_small`` (20 blocks) on a generated shapes classification set
+   (``configs/pretrain/detnas-small_shapes.py``, budget set by ``--pretrain-epochs`` / ``--pretrain-images``);
+2. trains the RetinaNet supernet on the COCO-format shapes detection set twice, the same iterations, data and seed:
+   from scratch (``configs/detection/retinanet_detnas-small_fpn_shapes.py``) and from the pre-trained supernet
+   (``..._shapes_pretrained.py``: ``init_cfg=dict(type='Pretrained', prefix='backbone.')``); then each is
+   searched, its best arch exported and scored on the test split (the demo pipeline,
+   :func:`tasknas.plugins.openmmlab.demo.run_pipeline`);
+3. writes ``OUT/pretrain_finetune.json`` (loss per iteration, found-arch test mAP, random-arch mAP, seconds) and
+   ``OUT/pretrain_finetune.png`` (both loss curves).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.registry import HOOKS  # noqa: E402
+
+CURVES: dict[str, list[float]] = {}
+
+
+@HOOKS.register_module(force=True)
+class LossCurveHook(Hook):
+    """Records the training loss of every iteration in :data:`CURVES` under ``name``."""
+
+    priority = "LOW"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        CURVES.setdefault(self.name, []).append(float(outputs["loss"].detach()))
+
+
+def smooth(values: list[float], window: int = 20) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v - (values[i - window] if i >= window else 0.0)
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def plot(path: Path, curves: dict[str, list[float]], maps: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), smooth(values), label=f"{name} (found arch test mAP {maps[name]:.3f})")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss (mean of 20 iterations)")
+    ax.set_title("RetinaNet + 20-block DetNAS supernet on the shapes set", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("work_dirs/pretrain_finetune"))
+    parser.add_argument("--iterations", type=int, default=300, help="detection supernet training iterations (each)")
+    parser.add_argument("--pretrain-epochs", type=int, default=1)
+    parser.add_argument("--pretrain-images", type=int, default=8000, help="generated classification images")
+    parser.add_argument("--population", type=int, default=6)
+    parser.add_argument("--generations", type=int, default=2)
+    parser.add_argument("--images", type=int, nargs=3, default=(400, 150, 150), metavar=("TRAIN", "VAL", "TEST"),
+                        help="shapes detection images per split")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from tasknas.plugins.detection.demo import IMAGE_SIZE, demo_config
+    from tasknas.plugins.detection.synthetic import write_shapes_coco
+    from tasknas.plugins.openmmlab.config import load_config
+    from tasknas.plugins.openmmlab.demo import run_pipeline
+    from tasknas.pretrain.config import load_config as load_pretrain_config
+    from tasknas.pretrain.trainer import SUPERNET, pretrain
+
+    start = time.monotonic()
+    out = args.out
+    pre_cfg = load_pretrain_config(ROOT / "configs" / "pretrain" / "detnas-small_shapes.py",
+                                   {"train.epochs": args.pretrain_epochs,
+                                    "data.generated_images": args.pretrain_images,
+                                    "data.held_out": max(args.pretrain_images // 10, 64), "seed": args.seed})
+    print(f"== pre-training detnas_shufflenet_small on {args.pretrain_images} generated shapes images, "
+          f"{args.pretrain_epochs} epoch(s)", flush=True)
+    summary = pretrain(pre_cfg, out / "pretrain", resume=True)
+    checkpoint = out / "pretrain" / SUPERNET
+
+    data = out / "data"
+    train_n, val_n, test_n = args.images
+    write_shapes_coco(data, {"train": train_n, "val": val_n, "test": test_n}, IMAGE_SIZE, seed=args.seed)
+    detection = ROOT / "configs" / "detection"
+    results = {"pretrain": {k: summary[k] for k in ("epochs", "steps", "train_images", "history")},
+               "iterations": args.iterations, "images": list(args.images), "runs": {}}
+    for name, config in (("scratch", "retinanet_detnas-small_fpn_shapes.py"),
+                         ("pretrained", "retinanet_detnas-small_fpn_shapes_pretrained.py")):
+        cfg = demo_config(data, out / name / "supernet", args.iterations, args.seed)
+        model = load_config(detection / config).model
+        if name == "pretrained":
+            model.backbone.init_cfg.checkpoint = str(checkpoint)
+        cfg.model = model
+        for hook in cfg.custom_hooks:
+            if hook["type"] == "ArchSamplerHook":
+                hook["input_size"] = (IMAGE_SIZE, IMAGE_SIZE)
+        cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type="LossCurveHook", name=name)]
+        print(f"== detection supernet from {name}: {args.iterations} iterations, then search and export", flush=True)
+        t0 = time.monotonic()
+        run = run_pipeline(cfg, out / name, f"RetinaNet, detnas_shufflenet_small ({name})", args.iterations,
+                           args.population, args.generations, args.seed)
+        losses = CURVES[name]
+        results["runs"][name] = {"loss": losses, "final_loss_mean20": sum(losses[-20:]) / len(losses[-20:]),
+                                 "found_test_map": run["best_test"], "found_val_map": run["best_val"],
+                                 "random_test_map": run.get("random_test"), "found_gmacs": run["best_gmacs"],
+                                 "found_arch": run["best"].as_dict(), "seconds": round(time.monotonic() - t0, 1)}
+    results["seconds"] = round(time.monotonic() - start, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pretrain_finetune.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(out / "pretrain_finetune.png", CURVES, {k: v["found_test_map"] for k, v in results["runs"].items()})
+    for name, run in results["runs"].items():
+        print(f"{name:10s} final loss (mean of last 20) {run['final_loss_mean20']:.3f}  found arch test mAP "
+              f"{run['found_test_map']:.3f}  random arch {run['random_test_map'] or float('nan'):.3f}  "
+              f"({run['seconds']:.0f}s)")
+    print(f"total {results['seconds']:.0f}s; {out / 'pretrain_finetune.json'}, {out / 'pretrain_finetune.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
