@@ -1,6 +1,7 @@
 """BATS results are unchanged by the shared search machinery (partial channels, edge weights, op masks,
 driver loop): the same seed gives the genotype, op weights and accuracies that the code before the refactor
-(commit af9b54b) recorded on this tiny run."""
+(commit af9b54b) gives on this tiny run. Recorded with the pinned torch 2.14.1 (other torch versions round
+differently); the code of af9b54b reproduces every number below bit for bit in that environment."""
 import pytest
 
 from tasknas.core import load_arch
@@ -11,16 +12,16 @@ from tests.binary.tiny import write_tiny
 
 GENOTYPE = ("normal [n2: group_conv_5x5<-0 + dil_group_conv_5x5<-1 | n3: group_conv_3x3<-0 + dil_group_conv_5x5<-2]  "
             "reduce [n2: skip_connect<-0 + skip_connect<-1 | n3: skip_connect<-0 + skip_connect<-1]")
-SEARCH = [(2.932333469390869, 0.09375, 2.170035660266876, 0.28125), (2.4884846210479736, 0.09375, 2.049178898334503,
-                                                                      0.3125)]
-FIRST_EDGE = {"none": 0.10646, "max_pool_3x3": 0.08986, "avg_pool_3x3": 0.10519, "skip_connect": 0.15234,
-              "group_conv_3x3": 0.11794, "group_conv_5x5": 0.16585, "dil_group_conv_3x3": 0.15314,
-              "dil_group_conv_5x5": 0.1092}
-LAST_REDUCE_EDGE = {"none": 0.19131, "max_pool_3x3": 0.1632, "avg_pool_3x3": 0.1558, "skip_connect": 0.10299,
-                    "group_conv_3x3": 0.09243, "group_conv_5x5": 0.09764, "dil_group_conv_3x3": 0.09313,
-                    "dil_group_conv_5x5": 0.1035}
-TRAIN = [(2.295206218957901, 0.171875), (2.182954430580139, 0.234375)]
-TEST = (2.289162254333496, 0.275)
+SEARCH = [(2.927724599838257, 0.09375, 2.170035719871521, 0.28125),
+          (2.47605562210083, 0.09375, 2.0400964319705963, 0.3125)]
+FIRST_EDGE = {"none": 0.10542, "max_pool_3x3": 0.08503, "avg_pool_3x3": 0.10506, "skip_connect": 0.15314,
+              "group_conv_3x3": 0.11844, "group_conv_5x5": 0.16736, "dil_group_conv_3x3": 0.15817,
+              "dil_group_conv_5x5": 0.10737}
+LAST_REDUCE_EDGE = {"none": 0.19238, "max_pool_3x3": 0.15506, "avg_pool_3x3": 0.15253, "skip_connect": 0.10708,
+                    "group_conv_3x3": 0.09179, "group_conv_5x5": 0.09905, "dil_group_conv_3x3": 0.09386,
+                    "dil_group_conv_5x5": 0.10825}
+TRAIN = [(2.2884934544563293, 0.125), (2.201455295085907, 0.21875)]
+TEST = (2.3281339168548585, 0.1)
 
 
 def test_bats_search_and_retraining_match_the_recorded_run(tmp_path):

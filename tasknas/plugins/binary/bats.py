@@ -118,7 +118,8 @@ class TemperatureSchedule:
             raise ValueError(f"temperature kind {self.kind!r} is not one of {list(TEMPERATURE_KINDS)}")
         for name in ("start", "end"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+            finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not (finite and value > 0):
                 raise ValueError(f"temperature {name} must be a finite number > 0, got {value!r}")
 
     def at(self, epoch: int, epochs: int) -> float:

@@ -78,11 +78,17 @@ class OpScores:
             self.counts[kind] = state["counts"][kind].clone()
 
 
-def ops_to_keep(remaining: Sequence[int], scores: Mapping[int, float], first: bool) -> list[int]:
+def ops_to_keep(remaining: Sequence[int], scores: Mapping[int, float], first: bool,
+                zero: int | None = None) -> list[int]:
     """The ops of an edge that stay: the better half (rounded up) at the ``first`` reduction, else all but the
-    worst one; never fewer than one. Ties keep the earlier op. Returned in op order."""
+    worst one; never fewer than one. Ties keep the earlier op. Returned in op order. An edge never keeps only
+    ``zero`` (the index of ``none``): a genotype needs a real op on each edge it uses, so the best other op
+    stays instead."""
     if not remaining:
         raise ValueError("an edge has no remaining op")
     count = max(1, math.ceil(len(remaining) / 2) if first else len(remaining) - 1)
     ranked = sorted(remaining, key=lambda k: (-scores[k], k))
-    return sorted(ranked[:count])
+    keep = ranked[:count]
+    if keep == [zero] and len(ranked) > 1:
+        keep = [next(k for k in ranked if k != zero)]
+    return sorted(keep)

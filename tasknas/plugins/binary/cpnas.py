@@ -82,6 +82,8 @@ class ChildParentSearch:
             raise ValueError(f"CP-NAS splits an epoch's {steps} steps over up to {len(self.op_names)} sampled "
                              "architectures: raise search.steps_per_epoch / data.search_subset or lower "
                              "data.batch_size")
+        self.weights = {"child": [p for _, p in self.child.weight_parameters()],
+                        "parent": [p for _, p in self.parent.weight_parameters()]}
         self.opts = {name: make_optimizer(net.weight_parameters(), search.optimizer, search.lr, search.weight_decay,
                                           search.momentum) for name, net in (("child", self.child),
                                                                              ("parent", self.parent))}
@@ -152,7 +154,7 @@ class ChildParentSearch:
         x, y = batch
         r, last = self._sample_of(step)
         path = self.paths[r]
-        cc, search = self.cfg.search.cpnas, self.cfg.search
+        cc = self.cfg.search.cpnas
         # child: cross-entropy + kernel reconstruction (+ intra-class compactness)
         features = self.child.features(x, path=path)
         logits = self.child.classifier(features)
@@ -161,22 +163,22 @@ class ChildParentSearch:
             loss = loss + cc.kernel_lambda * kernel_reconstruction(self.child.path_modules(path))
         if cc.center_theta:
             loss = loss + cc.center_theta / 2 * (features - self.centers[y]).pow(2).sum(1).mean()
-        self._update(self.child, self.opts["child"], loss)
+        self._update("child", loss)
         if cc.center_theta:
             with torch.no_grad():
                 for label in y.unique().tolist():
                     chosen = features.detach()[y == label]
                     self.centers[label] += 0.5 * (chosen.mean(0) - self.centers[label])
         parent_loss = F.cross_entropy(self.parent(x, path=path), y)
-        self._update(self.parent, self.opts["parent"], parent_loss)
+        self._update("parent", parent_loss)
         if not math.isfinite(parent_loss.item()):
             return parent_loss.item(), 0.0
         if last:
             self._score(r, path)
         return loss.item(), _accuracy(logits.detach(), y)
 
-    def _update(self, model, optimizer, loss: torch.Tensor) -> None:
-        weights = [p for _, p in model.weight_parameters()]
+    def _update(self, name: str, loss: torch.Tensor) -> None:
+        weights, optimizer = self.weights[name], self.opts[name]
         optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=weights)
         torch.nn.utils.clip_grad_norm_(weights, self.cfg.search.grad_clip)
@@ -207,14 +209,18 @@ class ChildParentSearch:
         return end
 
     def _remove_worst(self) -> dict[str, list[str]]:
-        """Remove on every edge the remaining op with the lowest z of this round (ties: the later op)."""
+        """Remove on every edge the remaining op with the lowest z of this round (ties: the later op); an edge
+        never keeps only ``none`` (a genotype needs a real op on each edge it uses): then ``none`` goes."""
         removed = {}
+        zero = self.op_names.index("none") if "none" in self.op_names else None
         for kind in CELL_TYPES:
             removed[kind] = []
             for edge in range(self.child.op_mask(kind).shape[0]):
                 remaining = self.child.remaining(kind, edge)
                 z = self.last_z[kind][edge].tolist()
                 worst = min(remaining, key=lambda k: (z[k], -k))
+                if len(remaining) == 2 and zero in remaining and worst != zero:
+                    worst = zero
                 for net in (self.child, self.parent):
                     net.op_mask(kind)[edge, worst] = False
                 removed[kind].append(self.op_names[worst])

@@ -13,7 +13,6 @@ from .config import ModelConfig
 from .darts import FixedNetwork, Genotype, OpSet, SearchNetwork, darts_op_set, genotype_space
 from .ops import BinaryConv2d
 
-
 BINARY_ACTIVATION_MODES = ("activations", "weights_activations")
 
 

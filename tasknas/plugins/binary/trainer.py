@@ -148,12 +148,11 @@ def load_checkpoint(path: str | Path, keys: Sequence[str] = ("config", "epoch"))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "Weights only load failed" in text:
-            reason = next((line.strip() for line in text.splitlines() if "Unsupported" in line), _first_line(exc))
+        reason = next((line.strip() for line in text.splitlines() if "unsupported" in line.lower()), _first_line(exc))
+        if "global" in reason.lower():  # torch names the class or function the file asks for
             raise ValueError(f"{path}: refused: it holds more than tensors and plain data, which could run code "
                              f"when loaded ({reason[:200]})") from None
-        raise ValueError(f"{path}: not a readable checkpoint (damaged or not a torch file: {_first_line(exc)[:200]})"
-                         ) from None
+        raise ValueError(f"{path}: not a readable checkpoint (damaged or not a torch file: {reason[:200]})") from None
     except Exception as exc:  # truncated, empty or random bytes: torch raises EOFError, RuntimeError, ...
         raise ValueError(f"{path}: not a readable checkpoint (truncated, empty or not a torch file: "
                          f"{type(exc).__name__}: {_first_line(exc)[:200]})") from None
@@ -185,23 +184,43 @@ def check_finite(loss: float, what: str, epoch: int, step: int, checkpoint: Path
         kept = (f"the last good checkpoint (epoch {epoch}) stays at {checkpoint}" if epoch > 0 and checkpoint.is_file()
                 else "no checkpoint was written")
         raise NonFiniteLossError(f"{what} stopped: the loss is {loss} at epoch {epoch + 1}, step {step + 1}; {kept}; "
-                                 "lower the learning rate or raise grad_clip's strictness")
+                                 "lower the learning rate or search/train.grad_clip")
+
+
+def first_non_finite(state: object, prefix: str = "") -> str | None:
+    """The key path of the first floating tensor in ``state`` (nested dicts / lists) holding NaN or inf."""
+    if isinstance(state, torch.Tensor):
+        return prefix or "<tensor>" if state.is_floating_point() and not bool(torch.isfinite(state).all()) else None
+    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, (list, tuple)) else ()
+    for key, value in items:
+        found = first_non_finite(value, f"{prefix}.{key}" if prefix else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def check_finite_state(state: dict, what: str, epoch: int, checkpoint: Path) -> None:
+    """Before epoch ``epoch`` (0-based) is saved: stop if a weight or optimizer state became NaN or infinite
+    in its last step (its loss was still finite), keeping the previous checkpoint."""
+    bad = first_non_finite(state)
+    if bad is not None:
+        kept = (f"the last good checkpoint (epoch {epoch}) stays at {checkpoint}" if epoch > 0 and checkpoint.is_file()
+                else "no checkpoint was written")
+        raise NonFiniteLossError(f"{what} stopped: {bad} became non-finite in the last step of epoch {epoch + 1}; "
+                                 f"{kept}; lower the learning rate")
 
 
 @contextlib.contextmanager
 def batch_statistics(model: nn.Module) -> Iterator[None]:
     """Run BatchNorm on batch statistics without touching the running ones (scoring a single path of a
-    supernet, whose running statistics belong to the mixed network); restores the modes afterwards."""
+    supernet, whose running statistics belong to the mixed network); restores the BatchNorm modes afterwards."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.training, m.track_running_stats) for m in norms]
-    was_training = model.training
-    model.train()
-    for m in norms:
-        m.track_running_stats = False
+    for m in norms:  # only BatchNorm depends on the mode in these networks (no dropout)
+        m.training, m.track_running_stats = True, False
     try:
         yield
     finally:
-        model.train(was_training)
         for m, (training, track) in zip(norms, saved):
             m.training, m.track_running_stats = training, track
 
@@ -307,7 +326,9 @@ def run_search(cfg: Config, out_dir: str | Path, resume: bool = False, stream: T
         history.append({"epoch": epoch + 1, **{k: v for k, v in info.items() if k != "label"},
                         "train_loss": loss_sum / steps, "train_acc": acc_sum / steps, **end,
                         "genotype": str(genotype), "seconds": time.monotonic() - began})
-        _save(checkpoint, {"config": config, "epoch": epoch + 1, "driver": driver.state_dict(), "history": history,
+        driver_state = driver.state_dict()
+        check_finite_state(driver_state, "search", epoch, checkpoint)
+        _save(checkpoint, {"config": config, "epoch": epoch + 1, "driver": driver_state, "history": history,
                            "seconds": seconds})
         save_arch(out / "genotype.arch.json", genotype_to_arch(genotype, driver.op_names))
         atomic_write_text(out / "search.json", json.dumps(
@@ -387,9 +408,10 @@ def run_train(cfg: Config, arch: Arch, out_dir: str | Path, full_precision: bool
         seconds += time.monotonic() - began
         history.append({"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / steps,
                         "train_acc": acc_sum / steps, "seconds": time.monotonic() - began})
+        weights, opt_state = model.state_dict(), opt.state_dict()
+        check_finite_state({"model": weights, "opt": opt_state}, "training", epoch, checkpoint)
         _save(checkpoint, {"config": config, "arch": arch.as_dict(), "mode": mode, "epoch": epoch + 1,
-                                       "model": model.state_dict(), "opt": opt.state_dict(), "history": history,
-                                       "seconds": seconds})
+                           "model": weights, "opt": opt_state, "history": history, "seconds": seconds})
     began = time.monotonic()
     test_loss, test_acc = evaluate(model, data.test, cfg.data.eval_batch_size, normalize)
     result = {"mode": mode, "test_acc": test_acc, "test_loss": test_loss, "test_images": len(data.test),
