@@ -22,6 +22,8 @@ def test_search_then_train_binary_and_full_precision(tmp_path, capsys):
     cfg = load_config(config)
     arch = load_arch(arch_file, arch_space(cfg.model))
     assert f"genotype: {arch_to_genotype(arch, cfg.model.steps)}" in out and str(arch_file) in out
+    assert " of 8 genotype edges lead the runner-up op by less than the noise scale arch_lr*sqrt(alpha steps) = " \
+           "0.0283" in out
 
     results = {}
     for extra, folder in (([], "train"), (["--full-precision"], "train_fp")):

@@ -1,5 +1,6 @@
 """The search and retraining loops: determinism, resume equals an uninterrupted run, the 2-stage plan."""
 import json
+import math
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from tasknas.core import load_arch
 from tasknas.plugins.binary import trainer
 from tasknas.plugins.binary.config import load_config
+from tasknas.plugins.binary.darts import arch_to_genotype
 from tasknas.plugins.binary.networks import arch_space
 from tests.binary.tiny import write_tiny
 
@@ -50,6 +52,16 @@ def test_search_is_deterministic_and_follows_the_two_stages(tmp_path):
     assert first["weight_images"] == first["held_out_images"] == 32
     arch = load_arch(tmp_path / "a" / "genotype.arch.json", arch_space(cfg.model))
     assert arch.as_dict() == first["arch"] == json.loads((tmp_path / "a" / "search.json").read_text())["arch"]
+    # how far each genotype edge's op leads the runner-up in alpha, against what noise alone moves an alpha
+    assert first["alpha_noise"] == pytest.approx(0.01 * math.sqrt(4 * 2), abs=1e-5)  # arch_lr * sqrt(alpha steps)
+    genotype = arch_to_genotype(arch, 2)
+    for kind in ("normal", "reduce"):
+        leads = first["alpha_leads"][kind]
+        assert len(leads) == 4 and all(v >= 0 for v in leads)
+        op, source = genotype.cell(kind)[0]  # node 0, edge from `source`: softmax(alpha / T) with T = 0.2
+        weights = first["op_weights"][kind][source]
+        runner_up = max(w for name, w in weights.items() if name not in (op, "none"))
+        assert leads[0] == pytest.approx(0.2 * math.log(weights[op] / runner_up), abs=2e-3)
 
 
 def test_resumed_search_equals_an_uninterrupted_one(tmp_path, monkeypatch):

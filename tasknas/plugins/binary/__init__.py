@@ -1,9 +1,10 @@
-"""Binary-network plugin: binary ops (sign with STE / Bi-Real gradients, scaled binary and grouped convs),
-the differentiable (DARTS-family) cell search with the BATS op set, temperature schedule and 2-stage plan
-(Bulat et al., "BATS: Binary ArchitecTure Search", ECCV 2020), data readers and its own trainer.
+"""Binary-network plugin: binary ops (sign with STE / Bi-Real gradients, scaled binary and grouped convs), one
+differentiable (DARTS-family) cell search with partial channels, edge normalization, per-edge op sets and
+single paths, and three searches on it: BATS (Bulat et al., ECCV 2020), BNAS (Chen et al., AAAI 2020) and
+CP-NAS (Zhuo et al., IJCAI 2020); data readers and its own trainer.
 
-Imports torch, timm, numpy and tasknas.core only (no OpenMMLab package). ``tasknas binary --help``
-lists the commands; docs/binary.md describes them.
+Imports torch, timm, numpy and tasknas.core; reading a config file also imports mmengine's ``Config`` (no
+other OpenMMLab package). ``tasknas binary --help`` lists the commands; docs/binary.md describes them.
 """
 from .bats import BATS_OPS, BatsConvOp, BinaryConvUnit, Stage, TemperatureSchedule, bats_op_set, stage_at
 from .darts import (

@@ -62,6 +62,12 @@ def _search(argv: list[str]) -> int:
     acc = summary["final_val_acc"]
     print(f"{summary['algorithm']}: held-out accuracy {'n/a' if acc is None else f'{acc:.4f}'} after "
           f"{summary['epochs']} epochs, {summary['seconds']:.0f} s of search")
+    leads = [v for values in summary.get("alpha_leads", {}).values() for v in values if v is not None]
+    if leads:
+        weak = sum(v < summary["alpha_noise"] for v in leads)
+        print(f"alpha: {weak} of {len(leads)} genotype edges lead the runner-up op by less than the noise scale "
+              f"arch_lr*sqrt(alpha steps) = {summary['alpha_noise']:.3g}"
+              + (": on those the search did not separate the ops (more epochs or data)" if weak else ""))
     print(f"arch: {out / 'genotype.arch.json'}")
     return 0
 

@@ -52,6 +52,7 @@ class DifferentiableSearch:
                                           search.partial_channels, search.edge_norm,
                                           binarizes_activations(s.mode for s in search.stages))
         self.op_names = self.model.op_names
+        self.zero = self.op_names.index("none") if "none" in self.op_names else None
         self.weights = [p for _, p in self.model.weight_parameters()]
         self.w_opt = make_optimizer(self.model.weight_parameters(), search.optimizer, search.lr, search.weight_decay,
                                     search.momentum)
@@ -61,11 +62,12 @@ class DifferentiableSearch:
         self.reduces = search.algorithm == "bnas"
         self.scores = OpScores.empty(self.model) if self.reduces else None
         self.reductions = 0
+        self.alpha_steps = 0
 
     # -- checkpoint -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         state = {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
-                 "reductions": self.reductions}
+                 "reductions": self.reductions, "alpha_steps": self.alpha_steps}
         if self.scores is not None:
             state["scores"] = self.scores.state_dict()
         return state
@@ -75,6 +77,7 @@ class DifferentiableSearch:
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.reductions = int(state["reductions"])
+        self.alpha_steps = int(state["alpha_steps"])
         if self.scores is not None:
             self.scores.load_state_dict(state["scores"])
 
@@ -95,12 +98,17 @@ class DifferentiableSearch:
         (x, y), (xv, yv) = batch, held
         if self.train_alpha:
             arch_step(self.model, self.a_opt, xv, yv)
+            self.alpha_steps += 1
         loss, logits = weight_step(self.model, self.w_opt, self.weights, x, y, self.cfg.search.grad_clip)
         return loss, _accuracy(logits, y)
 
     def end_epoch(self, epoch: int) -> dict:
         val_loss, val_acc = evaluate(self.model, self.held_out, self.cfg.data.eval_batch_size, self.normalize)
-        end = {"val_loss": val_loss, "val_acc": val_acc}
+        with torch.no_grad():
+            weights = self.model.arch_weights()
+        end = {"val_loss": val_loss, "val_acc": val_acc,  # mean op weight over the edges of each cell type
+               "op_mass": {kind: dict(zip(self.op_names, (round(v, 5) for v in w.mean(0).tolist())))
+                           for kind, w in weights.items()}}
         if self.reduces and self._reduction_due(epoch):
             end["removed"] = self._reduce(epoch)
         return end
@@ -126,7 +134,7 @@ class DifferentiableSearch:
             for edge in range(mask.shape[0]):
                 remaining = self.model.remaining(kind, edge)
                 keep = ops_to_keep(remaining, self.scores.values(kind, edge, rc.score, rc.ucb_c),
-                                   first=self.reductions == 0 and rc.keep_half)
+                                   first=self.reductions == 0 and rc.keep_half, zero=self.zero)
                 mask[edge] = torch.zeros_like(mask[edge])
                 mask[edge, keep] = True
                 removed[kind].append([self.op_names[k] for k in remaining if k not in keep])
@@ -137,6 +145,28 @@ class DifferentiableSearch:
     def genotype(self) -> Genotype:
         return self.model.genotype()
 
+    def alpha_leads(self) -> dict[str, list[float | None]]:
+        """Per cell type and genotype edge (node order): how far the chosen op's alpha is ahead of the best
+        other remaining op (not ``none``) of that edge; None where no other op remains. Alpha, not the
+        softmax weights: the lead does not depend on the temperature."""
+        genotype, out = self.genotype(), {}
+        for kind, alpha in self.model.alphas.items():
+            rows, mask, leads = alpha.detach().tolist(), self.model.op_mask(kind).tolist(), []
+            for n, (op, source) in enumerate(genotype.cell(kind)):
+                edge = sum(2 + i for i in range(n // 2)) + source
+                chosen = self.op_names.index(op)
+                others = [rows[edge][k] for k, name in enumerate(self.op_names)
+                          if k != chosen and name != "none" and mask[edge][k]]
+                leads.append(round(rows[edge][chosen] - max(others), 5) if others else None)
+            out[kind] = leads
+        return out
+
+    def alpha_noise(self) -> float:
+        """How far noise alone moves an alpha: Adam steps each alpha by about ``arch_lr`` whatever the size of its
+        gradient, so ``N`` steps of gradients without a consistent sign walk it by about ``arch_lr * sqrt(N)``.
+        A genotype edge whose lead is below this is not decided by the search."""
+        return round(self.cfg.search.arch_lr * self.alpha_steps ** 0.5, 5)
+
     def summary(self) -> dict:
         with torch.no_grad():
             op_weights = self.model.arch_weights()
@@ -145,6 +175,7 @@ class DifferentiableSearch:
                               for kind, w in op_weights.items()}}
         if edges is not None:
             out["edge_weights"] = {kind: [round(v, 5) for v in w.tolist()] for kind, w in edges.items()}
+        out["alpha_leads"], out["alpha_noise"] = self.alpha_leads(), self.alpha_noise()
         if self.reduces:
             out["remaining_ops"] = {kind: [[self.op_names[k] for k in self.model.remaining(kind, e)]
                                            for e in range(self.model.op_mask(kind).shape[0])] for kind in CELL_TYPES}
