@@ -68,24 +68,33 @@ def test_supernet_trains_in_the_stock_runner_touching_only_the_sampled_path(name
 def test_sampler_rng_is_checkpointed_so_resumed_training_draws_the_same_archs(shapes_root, tmp_path):
     cfg = tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "full", iters=4)
     cfg.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=2)
-    full = Runner.from_cfg(cfg)
+    full = TrustedResumeRunner.from_cfg(cfg)  # writes its checkpoints as plain data
     watch_full = PathWatch()
     full.register_hook(watch_full)
     full.train()
+    # the file needs nothing beyond what torch's safe loader admits
+    plain = torch.load(tmp_path / "full" / "iter_2.pth", map_location="cpu", weights_only=True)
+    assert "message_hub" in plain and "state_dict" in plain
 
     cfg2 = tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "resumed", iters=4)
     cfg2.resume = True
-    cfg2.load_from = str(tmp_path / "full" / "iter_2.pth")  # the Runner's own checkpoint: its unsafe load
+    cfg2.load_from = str(tmp_path / "full" / "iter_2.pth")
     resumed = TrustedResumeRunner.from_cfg(cfg2)
     watch_resumed = PathWatch()
     resumed.register_hook(watch_resumed)
     resumed.train()
     assert watch_resumed.archs == watch_full.archs[2:]
-    # and the stock Runner's safe default still refuses that file as plain weights
-    cfg3 = tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "weights", iters=1)
-    cfg3.load_from = str(tmp_path / "full" / "iter_2.pth")
-    with pytest.raises(Exception, match="Weights only load failed"):
-        TrustedResumeRunner.from_cfg(cfg3).train()
+
+
+def test_a_stock_runner_checkpoint_is_refused_for_resuming_in_one_line(shapes_root, tmp_path):
+    cfg = tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "stock", iters=2)
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=2)
+    Runner.from_cfg(cfg).train()  # the stock Runner pickles HistoryBuffer and numpy objects
+    cfg2 = tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "resumed", iters=4)
+    cfg2.resume = True
+    cfg2.load_from = str(tmp_path / "stock" / "iter_2.pth")
+    with pytest.raises(ValueError, match=r"refused to resume from '.*iter_2.pth': it does not load as plain data"):
+        TrustedResumeRunner.from_cfg(cfg2).train()
 
 
 def test_hook_rejects_bad_settings_and_non_searchable_models():

@@ -58,6 +58,15 @@ def from_plain(value):
     return value
 
 
+def _reason(exc: Exception) -> str:
+    """The informative line of a refused load: torch's "Unsupported global: ..." where it names one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported global" in line or "Unsupported operand" in line:
+            return line.split("WeightsUnpickler error:")[-1].strip()
+    return lines[0] if lines else type(exc).__name__
+
+
 def load_plain_checkpoint(filename: str, map_location="cpu") -> dict:
     """A training checkpoint read with ``weights_only=True``; one clear error when it holds anything else."""
     try:
@@ -65,9 +74,8 @@ def load_plain_checkpoint(filename: str, map_location="cpu") -> dict:
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint {filename!r} to resume from does not exist") from None
     except Exception as exc:  # noqa: BLE001  (UnpicklingError, RuntimeError, EOFError, zip errors, ...)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ValueError(f"refused to resume from {filename!r}: it does not load as plain data with "
-                         f"weights_only=True ({first}); tasknas resumes only the checkpoints `tasknas train` "
+                         f"weights_only=True ({_reason(exc)}); tasknas resumes only the checkpoints `tasknas train` "
                          "writes, never a file that could run code") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"refused to resume from {filename!r}: it holds no training checkpoint (a dict with a "
@@ -103,9 +111,8 @@ class TrustedResumeRunner(Runner):
             try:
                 return super().load_checkpoint(filename, map_location, strict, revise_keys)
             except pickle.UnpicklingError as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise ValueError(f"refused to load weights from {filename!r}: it does not load as plain data with "
-                                 f"weights_only=True ({first})") from None
+                                 f"weights_only=True ({_reason(exc)})") from None
         checkpoint = load_plain_checkpoint(filename, "cpu" if map_location == "default" else map_location)
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(unwrap(self.model), checkpoint, strict, revise_keys=revise_keys)
