@@ -30,9 +30,8 @@ def test_masks_label_every_pixel_with_ignored_rims_and_the_same_bytes_for_the_sa
     image = cv2.imread(str(tmp_path / "a" / "img_dir/train/000001.png"))
     assert mask.shape == (48, 64) and mask.dtype == np.uint8 and image.shape == (48, 64, 3)
     assert set(np.unique(mask)) <= set(range(len(CLASSES))) | {IGNORE} and IGNORE in mask
-    # the rim is exactly one pixel inside each shape: filling it back from the shapes gives no new rim pixels
     shapes = (mask > 0) & (mask < IGNORE)
-    assert image[shapes].max(axis=-1).min() >= 240 and image[mask == 0].max() < 66  # bright shapes, dark background
+    assert image[shapes].max(axis=-1).min() >= 200 and image[mask == 0].max() < 66  # bright shapes, dark background
 
 
 def test_each_layout_is_read_by_its_stock_mmseg_dataset_with_the_same_labels(tmp_path):

@@ -74,7 +74,7 @@ def test_fixed_head_is_bit_identical_to_the_supernet_on_its_arch(build):
     head.eval()
     x = _inputs(3)
     rng = random.Random(0)
-    for _ in range(4):
+    for _ in range(6):
         arch = sample(space_of(head), rng)
         set_arch(head, arch)
         fixed = fix(head, arch).eval()
@@ -94,22 +94,31 @@ def test_a_training_step_leaves_every_weight_off_the_path_untouched(build):
     torch.manual_seed(0)
     head = build()
     head.train()
-    arch = sample(space_of(head), random.Random(1))
-    set_arch(head, arch)
-    used_names = set(fix(head, arch).state_dict())  # the tensors the arch uses, under their fixed names
-    before = {k: v.clone() for k, v in head.state_dict().items()}
-    optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-2)
-    optimizer.zero_grad(set_to_none=True)
-    head(_inputs(4)).square().mean().backward()
-    optimizer.step()
-    after = head.state_dict()
-    changed = {k for k in before if not torch.equal(before[k], after[k])}
-    off_path = {k for k in before if _fixed_name(k) not in used_names}
-    assert off_path and changed and not (changed & off_path), sorted(changed & off_path)[:5]
+    space = space_of(head)
+    base = sample(space, random.Random(1)).as_dict()
+    for low in space.get("head.low_level", (None,)):  # DeepLabV3 and each decoder: their classifiers differ
+        arch = make_arch(space, base if low is None else {**base, "head.low_level": low})
+        set_arch(head, arch)
+        decoder = low not in (None, "none")
+        used = set(fix(head, arch).state_dict())  # the tensors the arch uses, under their fixed names
+        before = {k: v.clone() for k, v in head.state_dict().items()}
+        optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-2)
+        optimizer.zero_grad(set_to_none=True)
+        head(_inputs(4)).square().mean().backward()
+        optimizer.step()
+        after = head.state_dict()
+        changed = {k for k in before if not torch.equal(before[k], after[k])}
+        off_path = {k for k in before if _fixed_name(k, decoder) not in used}
+        assert off_path and changed and not (changed & off_path), sorted(changed & off_path)[:5]
 
 
-def _fixed_name(name: str) -> str:
-    """The state_dict name a supernet tensor has in the fixed head (module choices lose `.candidates.<op>`)."""
+def _fixed_name(name: str, decoder: bool) -> str | None:
+    """The state_dict name a supernet tensor has in the fixed head, None when the fixed head has no such tensor:
+    module choices lose `.candidates.<op>`; the decoder classifier becomes `conv_seg` when a decoder is chosen."""
+    if name.startswith("conv_seg.") and decoder:
+        return None
+    if name.startswith("decoder_seg."):
+        return "conv_seg." + name[len("decoder_seg."):] if decoder else None
     parts = name.split(".")
     if "candidates" in parts:
         i = parts.index("candidates")

@@ -3,6 +3,7 @@ masks: cost tables against FlopCounterMode, the held-out search split, resume, t
 stock Runner, ONNX, and bad input."""
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from tasknas.core import (
     space_of,
 )
 from tasknas.core.cost import ForwardModule
+from tasknas.core.subnet import save_weights
 from tasknas.plugins.openmmlab import config, scoring
 from tasknas.plugins.openmmlab.export import export
 from tasknas.plugins.openmmlab.search import Limits, search
@@ -31,14 +33,23 @@ EVOLUTION = EvolutionConfig.preset("detnas", population=4, topk=2, mutations=1, 
 SETTINGS = dict(evolution=EVOLUTION, calib_images=4, progress=False)
 
 
+@pytest.fixture(scope="module")
+def cells(seg_root, tmp_path_factory) -> tuple[Config, Path]:
+    """(tiny decoder-cell config, its supernet's initial weights as plain tensors): a search needs no training."""
+    work = tmp_path_factory.mktemp("cells")
+    cfg = tiny_config(CELLS, seg_root, work)
+    save_weights(work / "supernet.pth", config.build_model(cfg, device="cpu"))
+    return cfg, work / "supernet.pth"
+
+
 def _whole_flops(model, size: int) -> int:
     x = torch.zeros(1, 3, size, size)
     return count_flops(ForwardModule(model, lambda m, inp: m(inp, [dummy_sample(size, size)], mode="tensor")), x)
 
 
-@pytest.mark.parametrize("which", ["joint", "cells"])
-def test_cost_table_equals_flop_counter_on_the_fixed_segmentor_at_the_crop_size(which, trained, seg_root, tmp_path):
-    cfg = trained[0] if which == "joint" else tiny_config(CELLS, seg_root, tmp_path)
+@pytest.mark.parametrize("which", ["trained", "cells"])  # joint DetNAS + ASPP; decoder cells on a fixed encoder
+def test_cost_table_equals_flop_counter_on_the_fixed_segmentor_at_the_crop_size(which, request):
+    cfg = request.getfixturevalue(which)[0]
     model = config.build_model(cfg, device="cpu").eval()
     size = SEGMENTATION.input_size(cfg)
     assert size == (SIZE, SIZE)
@@ -87,8 +98,8 @@ def test_search_on_the_held_out_split_export_and_the_stock_runner(trained, tmp_p
     assert 0.0 <= metrics["mIoU"] <= 100.0
 
 
-def test_an_interrupted_search_resumes_to_the_same_result(trained, tmp_path, monkeypatch):
-    cfg, weights = trained
+def test_an_interrupted_search_resumes_to_the_same_result(cells, tmp_path, monkeypatch):
+    cfg, weights = cells
     full = search(cfg, weights, tmp_path / "full", **SETTINGS)
     calls = []
     real = scoring.Scorer.__call__
@@ -107,15 +118,14 @@ def test_an_interrupted_search_resumes_to_the_same_result(trained, tmp_path, mon
     assert [(r.arch, r.score) for r in resumed.records] == [(r.arch, r.score) for r in full.records]
 
 
-def test_bad_inputs_get_one_clear_error(trained, seg_root, tmp_path):
+def test_bad_inputs_get_one_clear_error(trained, cells, tmp_path):
     cfg, weights = trained
-    missing = Config(cfg.to_dict())
+    missing = Config(cells[0].to_dict())
     missing.val_dataloader.dataset.data_root = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"nowhere.*img_dir/val' does not exist"):
-        search(missing, weights, tmp_path / "a", **SETTINGS)
-    other = tiny_config(CELLS, seg_root, tmp_path)
+        search(missing, cells[1], tmp_path / "a", **SETTINGS)
     with pytest.raises(ValueError, match="does not fit this config's supernet"):
-        search(other, weights, tmp_path / "b", **SETTINGS)
+        search(cells[0], weights, tmp_path / "b", **SETTINGS)
     from tasknas.core import create_space
 
     backbone_arch = sample(space_of(create_space("detnas_shufflenet_small")), random.Random(0))

@@ -26,9 +26,13 @@ choice's options (``projects``), and by each image-pool width — and the head r
 concatenated parts with the concatenated slices: mmseg's ``ASPPHead`` computation exactly, in its order (image
 pool first). Every choice thus decides its own FLOPs and params (a branch: its conv and its bottleneck slice;
 the decoder: all of its convs at the low-level resolution), the cost of an arch is a sum over its choices, and
-no option leaves a weight unused.
-The image-pool and decoder options own their modules; a fixed head (``arch=...`` or
-:meth:`SearchableASPPHead.fix_arch`) holds only the modules its arch uses, under the supernet's names.
+no option leaves a weight unused. The image-pool options own their modules. The decoder shares what follows the
+low-level reduction: each ``(source, width)`` owns its 1×1 reduction, the two separable convs are shared by the
+sources of one width, and all decoder options share one classifier — apart from the DeepLabV3 classifier
+``conv_seg`` of ``"none"``: one classifier reading both the stride-32 ASPP output and decoder outputs does not
+train (measured on the shapes set: a supernet sampling ``low_level`` stayed at the all-background loss). A fixed
+head (``arch=...`` or :meth:`SearchableASPPHead.fix_arch`) holds only the modules its arch uses, under the
+supernet's names; its classifier is ``conv_seg`` either way (a decoder's is moved there).
 """
 from __future__ import annotations
 
@@ -68,6 +72,12 @@ def parse_branch(option: str) -> tuple[str, int, int]:
     rate = int(name.removeprefix("sep_")[1:])  # "d12" -> 12
     kind = "1x1" if rate == 1 else ("sep3x3" if separable else "conv3x3")
     return kind, rate, int(width)
+
+
+def parse_low_level(option: str) -> tuple[int, int]:
+    """``"in0:48"`` -> (backbone output 0, width 48)."""
+    source, width = option.split(":")
+    return int(source[2:]), int(width)
 
 
 def mmseg_aspp_arch(dilations: Sequence[int] = (1, 12, 24, 36), channels: int = 512,
@@ -116,23 +126,12 @@ class PoolBranch(nn.Module):
         return resize(pooled, size=x.shape[2:], mode="bilinear", align_corners=self.align_corners)
 
 
-class LowLevelDecoder(nn.Module):
-    """DeepLabV3+ decoder: 1×1 conv-BN-ReLU of backbone output ``index`` to ``width`` channels, concatenated
-    with the ASPP output resized to it, then two depthwise-separable 3×3 conv-BN-ReLU."""
-
-    def __init__(self, index: int, in_channels: int, width: int, channels: int, conv_cfg, norm_cfg, act_cfg,
-                 align_corners: bool):
-        super().__init__()
-        self.index, self.align_corners = index, align_corners
-        self.c1_bottleneck = ConvModule(in_channels, width, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.sep_bottleneck = nn.Sequential(
-            DepthwiseSeparableConvModule(channels + width, channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg),
-            DepthwiseSeparableConvModule(channels, channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg))
-
-    def forward(self, feat: torch.Tensor, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        low = self.c1_bottleneck(inputs[self.index])
-        feat = resize(feat, size=low.shape[2:], mode="bilinear", align_corners=self.align_corners)
-        return self.sep_bottleneck(torch.cat([feat, low], dim=1))
+def sep_bottleneck(channels: int, width: int, norm_cfg: dict, act_cfg: dict | None) -> nn.Sequential:
+    """The DeepLabV3+ decoder after the low-level reduction: two depthwise-separable 3×3 conv-BN-ReLU over the
+    ASPP output (``channels``) concatenated with the reduced low-level feature (``width``)."""
+    return nn.Sequential(
+        DepthwiseSeparableConvModule(channels + width, channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg),
+        DepthwiseSeparableConvModule(channels, channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg))
 
 
 class NormAct(nn.Module):
@@ -228,13 +227,15 @@ class SearchableASPPHead(BaseDecodeHead):
                                           for o in pool_wanted})
         self.bottleneck = NormAct(self.channels, self.norm_cfg, self.act_cfg)
         low_channels = dict(zip(low_level_index, low_level_channels))
-        decoders = {}
-        for option in self.choices["low_level"].options:
-            if option != "none":
-                k, w = (int(v) for v in option[2:].split(":"))
-                decoders[option.replace(":", "_")] = LowLevelDecoder(k, low_channels[k], w, self.channels, **cfgs,
-                                                                     align_corners=self.align_corners)
-        self.decoders = nn.ModuleDict(decoders)
+        decoder_options = [parse_low_level(o) for o in self.choices["low_level"].options if o != "none"]
+        self.low_level_convs = nn.ModuleDict({f"in{k}_{w}": ConvModule(low_channels[k], w, 1, **cfgs)
+                                              for k, w in decoder_options})
+        self.decoders = nn.ModuleDict({str(w): sep_bottleneck(self.channels, w, self.norm_cfg, self.act_cfg)
+                                       for w in sorted({w for _, w in decoder_options})})
+        if chosen is None and decoder_options:  # the decoder options' classifier (a fixed head's is conv_seg)
+            self.decoder_seg = nn.Conv2d(self.channels, self.out_channels, 1)
+            nn.init.normal_(self.decoder_seg.weight, 0, 0.01)  # as BaseDecodeHead initialises conv_seg
+            nn.init.zeros_(self.decoder_seg.bias)
 
     def _forward_feature(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         x = self._transform_inputs(inputs)
@@ -252,13 +253,21 @@ class SearchableASPPHead(BaseDecodeHead):
         out = F.conv2d(torch.cat([part(x) for part in parts], dim=1), torch.cat(slices, dim=1), padding=1)
         out = self.bottleneck(out)
         low = self.choices["low_level"].active
-        return out if low == "none" else self.decoders[low.replace(":", "_")](out, inputs)
+        if low == "none":
+            return out
+        k, w = parse_low_level(low)
+        reduced = self.low_level_convs[f"in{k}_{w}"](inputs[k])
+        out = resize(out, size=reduced.shape[2:], mode="bilinear", align_corners=self.align_corners)
+        return self.decoders[str(w)](torch.cat([out, reduced], dim=1))
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        return self.cls_seg(self._forward_feature(inputs))
+        feat = self._forward_feature(inputs)
+        if self.arch is not None or self.choices["low_level"].active == "none":
+            return self.cls_seg(feat)
+        return self.decoder_seg(feat if self.dropout is None else self.dropout(feat))
 
     def _option_dicts(self) -> list[nn.ModuleDict]:
-        return [*self.branches, *self.projects, self.image_pools, self.decoders]
+        return [*self.branches, *self.projects, self.image_pools, self.low_level_convs, self.decoders]
 
     def _used_options(self, chosen: Mapping[str, str]) -> set[int]:
         """The ids of the option modules (branch convs, bottleneck slices, image pool, decoder) ``chosen`` runs."""
@@ -271,7 +280,8 @@ class SearchableASPPHead(BaseDecodeHead):
             used.append(self.image_pools[pool.split(":")[1]])
         low = chosen[f"{self.key_prefix}low_level"]
         if low != "none":
-            used.append(self.decoders[low.replace(":", "_")])
+            k, w = parse_low_level(low)
+            used += [self.low_level_convs[f"in{k}_{w}"], self.decoders[str(w)]]
         return {id(m) for m in used}
 
     def _freeze(self, chosen: Mapping[str, str]) -> None:
@@ -288,10 +298,17 @@ class SearchableASPPHead(BaseDecodeHead):
         own = make_arch(space_of(self), {key: chosen[key] for key in space_of(self)}).as_dict()
         used = self._used_options(own)
         memo = {id(m): None for d in self._option_dicts() for m in d.values() if id(m) not in used}
+        decoder = own[f"{self.key_prefix}low_level"] != "none"
+        if self.arch is None and hasattr(self, "decoder_seg"):  # keep only the classifier the arch uses
+            memo[id(self.conv_seg if decoder else self.decoder_seg)] = None
         fixed = copy.deepcopy(self, memo)
         for options in fixed._option_dicts():
             for name in [n for n, m in options.items() if m is None]:
                 del options[name]
+        if hasattr(fixed, "decoder_seg"):
+            if decoder:
+                fixed.conv_seg = fixed.decoder_seg
+            del fixed.decoder_seg
         fixed._freeze(own)
         return fixed
 

@@ -2,9 +2,10 @@
 
 Used by the demo and by tests that train real MMSegmentation models offline, no download. Every pixel is
 labelled: ``0`` background, ``1..4`` the shape classes of :data:`CLASSES`; the one-pixel inner rim of every
-shape is ``255`` (ignored by mmseg's losses and ``IoUMetric``), as VOC marks object boundaries. Shapes take a
-random colour each, so a network must tell them apart by their form, and a later shape hides the pixels of
-earlier ones it covers.
+shape is ``255`` (ignored by mmseg's losses and ``IoUMetric``), as VOC marks object boundaries. Each class has
+a hue family (hues 90° apart, jittered by up to ±50°, so neighbouring families overlap a little and form
+decides there), and a later shape hides the pixels of earlier ones it covers. What separates good from poor
+segmentors here is mostly where the borders land: output stride, decoder, context.
 
 The same scenes can be written in three on-disk layouts, each read by the stock mmseg dataset of that name:
 
@@ -37,6 +38,8 @@ PALETTE = [[0, 0, 0], [220, 20, 60], [0, 130, 200], [60, 180, 75], [245, 130, 48
 IGNORE = 255
 MIN_IMAGE_SIZE = 32
 SIDE_RANGE = (0.2, 0.5)  # a shape's side, as a fraction of the shorter image side
+HUES = (0, 0, 45, 90, 135)  # per class (OpenCV hue units, 2 degrees each); background is dark
+HUE_JITTER = 25
 
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -106,8 +109,9 @@ def draw_scene(rng: np.random.Generator, height: int, width: int, max_objects: i
         y0, x0 = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
         mask = np.zeros((height, width), bool)
         mask[y0:y0 + side, x0:x0 + side] = _shape(label, side)
-        colour = rng.integers(40, 200, 3)
-        colour[rng.integers(3)] = 240  # ... and bright shapes of any hue
+        hue = (HUES[label] + rng.integers(-HUE_JITTER, HUE_JITTER + 1)) % 180  # OpenCV hues: 0..179
+        hsv = np.array([[[hue, rng.integers(150, 256), rng.integers(200, 256)]]], np.uint8)
+        colour = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]  # ... and bright shapes of their class's hue family
         labels[mask] = label
         image[mask] = colour
     labels[inner_rim(labels)] = IGNORE

@@ -9,6 +9,7 @@ reads the ground truth from the data samples.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -95,6 +96,14 @@ SEGMENTATION = register_task(Task(
 _NORM = dict(type="BN", requires_grad=True)
 
 
+def _quiet(build):
+    """``build()`` without mmseg's construction-time advice (binary segmentation, ``build_loss``, ``avg_non_ignore``):
+    these heads exist only to read their spaces."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return build()
+
+
 def _aspp() -> SearchableASPPHead:
     return SearchableASPPHead(in_channels=16, channels=16, num_classes=2, norm_cfg=_NORM, in_index=3,
                               low_level_index=(0,), low_level_channels=(8,))
@@ -108,7 +117,7 @@ def _cells() -> SearchableCellHead:
 # `tasknas spaces`: segmentation's own spaces (the backbones are the core's detnas_shufflenet_* spaces)
 SPACES = [
     SpaceEntry("aspp (4 branches, pool, decoder)", "decode_head: SearchableASPPHead (mmseg), alone or with a "
-               "backbone", lambda: space_of(_aspp())),
+               "backbone", lambda: space_of(_quiet(_aspp))),
     SpaceEntry("decoder cells (3 cells)", "decode_head: SearchableCellHead (mmseg), alone or with a backbone",
-               lambda: space_of(_cells())),
+               lambda: space_of(_quiet(_cells))),
 ]
