@@ -76,9 +76,9 @@ def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    from mmdet.evaluation import CocoMetric
     import pycocotools.coco
     import pycocotools.cocoeval
+    from mmdet.evaluation import CocoMetric
 
     class Pycocotools:  # one namespace with COCO and COCOeval, as the other two libraries have
         __name__ = "pycocotools"

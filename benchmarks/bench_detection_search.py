@@ -2,7 +2,8 @@
 
 A is one candidate of ``tasknas search`` exactly as the search runs it (``Scorer``): activate the
 arch, recalibrate BN on the calibration images, run the evaluation split through ``test_step``, and
-compute the search variant of the config's CocoMetric (``FastCocoMetric``: the same values, in memory). B is the same model's bare passes for that arch: train-mode no-grad
+compute the search variant of the config's CocoMetric (``FastCocoMetric``: the same values, in memory).
+B is the same model's bare passes for that arch: train-mode no-grad
 forwards over the same calibration batches and ``test_step`` over the same evaluation batches, with no
 metric; B runs right after A on the statistics A recalibrated (BN momentum 0), so both run identical
 networks and their post-processing (NMS) does identical work. A/B is the cost of scoring over the network

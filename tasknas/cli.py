@@ -36,8 +36,10 @@ def _demo(argv: list[str]) -> int:
                                      "data: supernet training, search and export inside MMDetection (5-10 min on "
                                      "2 cores each). detnas (default): DetNAS backbone search; nasfpn / bifpn: "
                                      "neck search on a fixed backbone; joint: backbone + NAS-FPN neck in one arch. "
-                                     "seg: segmentation in MMSegmentation (`tasknas demo seg --help`). core: the core alone on a classification task (`tasknas demo core --help`).")
-    parser.add_argument("job", nargs="?", default="detnas", choices=("detnas", "nasfpn", "bifpn", "joint", "seg", "core"))
+                                     "seg: segmentation in MMSegmentation (`tasknas demo seg --help`). core: the "
+                                     "core alone on a classification task (`tasknas demo core --help`).")
+    parser.add_argument("job", nargs="?", default="detnas",
+                        choices=("detnas", "nasfpn", "bifpn", "joint", "seg", "core"))
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--iterations", type=int, default=1000, help="supernet training iterations")
     parser.add_argument("--population", type=int, default=10)
@@ -148,7 +150,8 @@ def _search(argv: list[str]) -> int:
     from .plugins.openmmlab.search import Limits, search
 
     given = {k: getattr(args, k) for k in ("budget", "strategy", "population", "topk", "mutations", "crossovers",
-                                           "mutation_prob", "generations", "seed", "on_nonfinite") if getattr(args, k) is not None}
+                                           "mutation_prob", "generations", "seed", "on_nonfinite")
+             if getattr(args, k) is not None}
     preset = args.preset or (None if args.budget is not None else "detnas")
     evolution = EvolutionConfig.preset(preset, **given) if preset else EvolutionConfig(**given)
     result = search(args.config, args.checkpoint, args.work_dir, resume=args.resume, options=args.cfg_options,

@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from .core import (
+    EvolutionConfig,
     FlopsBinnedSampler,
     ProgressBar,
     build_cost_table,
     create_space,
-    EvolutionConfig,
     evolve,
     fix,
     sample_like,

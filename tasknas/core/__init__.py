@@ -5,8 +5,8 @@ from .bn import batchnorms, recalibrate_bn
 from .candidate import score_candidate
 from .choice import Choice, choices_of
 from .cost import CostConstraint, CostTable, build_cost_table, count_flops, count_params
-from .fair import GreedyPathFilter, broadcast_paths, fair_paths
 from .evolution import PRESETS, EvolutionConfig, evolve, load_result
+from .fair import GreedyPathFilter, broadcast_paths, fair_paths
 from .progress import ProgressBar
 from .records import Record, SearchResult, pareto_front, top_records
 from .registry import create_space, list_spaces, register_space

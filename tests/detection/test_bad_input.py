@@ -49,7 +49,8 @@ def files(trained, tmp_path_factory):
 
 
 CASES = [  # (argv with {config}/{weights}/{root}/{work}, text the error line must hold)
-    (["search", "{root}/missing.py", "--checkpoint", "{weights}", "--work-dir", "{work}"], "missing.py' does not exist"),
+    (["search", "{root}/missing.py", "--checkpoint", "{weights}", "--work-dir", "{work}"],
+     "missing.py' does not exist"),
     (["search", "{root}/syntax.py", "--checkpoint", "{weights}", "--work-dir", "{work}"], "syntax.py' cannot be read"),
     (["search", "{root}/typo.py", "--checkpoint", "{weights}", "--work-dir", "{work}"], "RetinaNett"),
     (["search", "{config}", "--checkpoint", "{root}/empty.pth", "--work-dir", "{work}"], "empty.pth' cannot be read"),

@@ -12,7 +12,16 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from tasknas.core import (
-    Choice, EvolutionConfig, choices_of, fix, is_fixed, load_arch, recalibrate_bn, sample, set_arch, space_of,
+    Choice,
+    EvolutionConfig,
+    choices_of,
+    fix,
+    is_fixed,
+    load_arch,
+    recalibrate_bn,
+    sample,
+    set_arch,
+    space_of,
 )
 from tasknas.plugins.openmmlab import config, scoring
 from tasknas.plugins.openmmlab.export import export

@@ -3,7 +3,8 @@ detection's task description; the DetNAS backbone, the path-sampling hook and th
 OpenMMLab layer's (:mod:`tasknas.plugins.openmmlab`), which this package loads.
 
 Load it from a config with ``custom_imports = dict(imports=['tasknas.plugins.detection'])``; importing
-this package registers ``SearchableNASFPN``, ``SearchableBiFPN`` and ``FastCocoMetric`` in ``mmdet.registry.MODELS`` and, through
+this package registers ``SearchableNASFPN``, ``SearchableBiFPN`` and ``FastCocoMetric`` in
+``mmdet.registry.MODELS`` and, through
 the shared layer, ``SearchableShuffleNetBackbone``, ``ArchSamplerHook``, ``TrustedResumeRunner`` and
 ``HeldOutSplit`` in mmengine's root registries, which mmdet's inherit from.
 """

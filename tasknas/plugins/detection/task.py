@@ -2,7 +2,8 @@
 
 What is detection's alone: the searchable parts (the DetNAS backbone, the NAS-FPN / BiFPN necks), a
 ``DetDataSample`` for whole-detector cost tables, the input size of the test pipeline's ``Resize``, the COCO
-annotation file of a held-out split, the in-memory COCO metric search scoring uses, the ONNX part (backbone, or backbone + neck when the neck is searched)
+annotation file of a held-out split, the in-memory COCO metric search scoring uses,
+the ONNX part (backbone, or backbone + neck when the neck is searched)
 and a short text of an arch for the demos.
 """
 from __future__ import annotations

@@ -81,8 +81,8 @@ def build_model(cfg: Config, checkpoint: str | os.PathLike | None = None,
     try:
         model = MODELS.build(cfg.model)
     except KeyError as exc:  # the registry's error for an unknown type
-        raise ValueError(f"config {cfg.filename or '(in memory)'}: cannot build the model: {exc.args[0] if exc.args else exc}"
-                         ) from None
+        reason = exc.args[0] if exc.args else exc
+        raise ValueError(f"config {cfg.filename or '(in memory)'}: cannot build the model: {reason}") from None
     if checkpoint is not None:
         state = read_supernet_weights(checkpoint)
         own = model.state_dict()

@@ -1,4 +1,4 @@
-"""TrustedResumeRunner: the stock mmengine Runner, whose checkpoints hold plain data and load with ``weights_only=True``.
+"""TrustedResumeRunner: the stock mmengine Runner, its checkpoints plain data that load with ``weights_only=True``.
 
 torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7 calls ``torch.load`` without the
 argument. The Runner's own checkpoints carry numpy arrays and scalars and ``HistoryBuffer`` objects in ``meta``

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Subset
 
 from ...core import Arch, CostTable, build_cost_table, choices_of, count_flops, score_candidate, set_arch, space_of
 from ...core.cost import ForwardModule, median_seconds
-from .config import quiet, rank
+from .config import quiet
 from .task import Task, task_of
 
 SPLITS = ("val", "test", "heldout")
