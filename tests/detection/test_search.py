@@ -97,10 +97,10 @@ def test_a_missing_dataset_names_the_path(trained, tmp_path):
 def test_the_detection_demo_runs_end_to_end(job, tmp_path, capsys):
     from tasknas.plugins.detection.demo import run
 
-    summary = run(tmp_path, iterations=4, population=4, generations=1, images=(16, 8, 8), job=job)
+    summary = run(tmp_path, iterations=4, population=4, generations=2, images=(16, 8, 8), job=job)
     out = capsys.readouterr().out
     assert "found arch" in out and "random arch" in out and "exported the best subnet" in out
-    assert summary["candidates"] == 4 and 0.0 <= summary["best_test"] <= 1.0
+    assert summary["candidates"] == 8 and 0.0 <= summary["best_test"] <= 1.0
     onnx_file = "backbone.onnx" if job == "detnas" else "features.onnx"
     assert (tmp_path / "export" / onnx_file).exists() and (tmp_path / "search" / "pareto.png").exists()
     assert "Config:" not in out  # the Runner's config dump is silenced in the demo

@@ -72,6 +72,12 @@ def test_search_on_the_held_out_split_export_and_the_stock_runner(trained, tmp_p
     assert result.best_score == max(r.score for r in result.records)
     # unrounded: scores carry more than mmseg's two decimals
     assert any(round(r.score, 2) != r.score for r in result.records)
+    # the config's own IoUMetric (numpy values, two decimals), as the demo scores the test split, agrees
+    model = config.build_model(cfg, weights, "cpu")
+    calibration = scoring.calibration_batches(cfg, 4, seed=0)
+    stock = scoring.Scorer(cfg, model, calibration, split="val", search_metric=False)(result.best)
+    unrounded = scoring.Scorer(cfg, model, calibration, split="val")(result.best)
+    assert stock["score"] == pytest.approx(round(unrounded["score"], 2), abs=0.011)
 
     report = export(cfg, weights, tmp_path / "search" / "best.arch.json", tmp_path / "export")
     assert (report["seed"], report["calib_images"]) == (EVOLUTION.seed, 4)
@@ -132,3 +138,15 @@ def test_bad_inputs_get_one_clear_error(trained, cells, tmp_path):
     (tmp_path / "other.json").write_text(backbone_arch.to_json())
     with pytest.raises(ValueError, match=r"other.json: arch"):
         export(cfg, weights, tmp_path / "other.json", tmp_path / "c", calib_images=1, onnx=False)
+
+
+def test_the_segmentation_demo_runs_end_to_end_and_scores_the_test_split_with_iou_metric(tmp_path, capsys):
+    from tasknas.plugins.segmentation.demo import run
+
+    summary = run(tmp_path, iterations=4, population=4, generations=2, images=(16, 8, 8))
+    out = capsys.readouterr().out
+    assert "found arch" in out and "random arch" in out and "exported the best subnet" in out
+    assert summary["candidates"] == 8  # population x generations, as the demo announces
+    assert 0.0 <= summary["best_test"] <= 100.0 and 0.0 <= summary["random_test"] <= 100.0
+    assert (tmp_path / "export" / "segmentor.onnx").exists() and (tmp_path / "search" / "pareto.png").exists()
+    assert "Config:" not in out

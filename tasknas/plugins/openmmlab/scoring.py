@@ -15,6 +15,7 @@ Everything is built from a config without a Runner (no logger, no work_dir side 
 from __future__ import annotations
 
 import copy
+import numbers
 import os
 import random
 from collections.abc import Sequence
@@ -138,7 +139,9 @@ class Scorer:
             with quiet():  # COCOeval prints its summary table
                 computed = metric.compute_metrics(metric.results)
             metric.results.clear()
-            values.update({k: float(v) for k, v in computed.items() if isinstance(v, (int, float))})
+            # numbers.Real: Python and numpy numbers alike (IoUMetric reports numpy float32 values)
+            values.update({k: float(v) for k, v in computed.items()
+                           if isinstance(v, numbers.Real) and not isinstance(v, bool)})
         return values
 
     def __call__(self, arch: Arch) -> dict[str, float]:

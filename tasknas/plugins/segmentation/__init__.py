@@ -12,13 +12,20 @@ package registers in mmseg's registries
 
 and, through the shared layer, ``SearchableShuffleNetBackbone``, ``ArchSamplerHook``, ``TrustedResumeRunner``
 and ``HeldOutSplit`` in mmengine's root registries, which mmseg's inherit from.
+
+Importing it also silences mmseg's ``build_loss would be deprecated soon`` warning: mmseg's own decode heads call
+``build_loss`` on every model build, which no config can change.
 """
+import warnings
+
 from ..openmmlab import ArchSamplerHook, HeldOutSplit, SearchableShuffleNetBackbone, TrustedResumeRunner
 from .aspp import SearchableASPPHead, aspp_state_dict_from_mmseg, mmseg_aspp_arch
 from .cells import SearchableCellHead
 from .data import SegShapesDataset
 from .metric import UnroundedIoUMetric
 from .task import SEGMENTATION
+
+warnings.filterwarnings("ignore", message=r"``build_loss`` would be deprecated soon", category=UserWarning)
 
 __all__ = ["SEGMENTATION", "ArchSamplerHook", "HeldOutSplit", "SearchableASPPHead", "SearchableCellHead",
            "SearchableShuffleNetBackbone", "SegShapesDataset", "TrustedResumeRunner", "UnroundedIoUMetric",

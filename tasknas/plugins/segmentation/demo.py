@@ -18,6 +18,7 @@ config, ONNX of the segmentor), and the found arch next to a random arch of simi
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 from ..openmmlab.config import load_config
@@ -68,7 +69,9 @@ def run(out: Path, iterations: int = 1500, population: int = 10, generations: in
     say(f"wrote a shapes segmentation set to {data}: {images[0]} train / {images[1]} val / {images[2]} test "
         f"images with PNG masks, {IMAGE_SIZE}x{IMAGE_SIZE}, 5 classes")
     cfg = demo_config(data, out / "supernet", iterations, seed, job)
-    summary = run_pipeline(cfg, out, JOBS[job][1], iterations, population, generations, seed, start)
+    with warnings.catch_warnings():  # mmseg's advice for the loss of its base configs, at every model build
+        warnings.filterwarnings("ignore", message=r"Default ``avg_non_ignore`` is False", category=UserWarning)
+        summary = run_pipeline(cfg, out, JOBS[job][1], iterations, population, generations, seed, start)
     if job in ("joint", "backbone"):
         say("(backbone letters per block: 3/5/7 = shufflenet k3/k5/k7, x = xception)")
     if job in ("joint", "aspp"):
