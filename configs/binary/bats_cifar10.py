@@ -34,6 +34,7 @@ search = dict(
     lr=1e-3,
     arch_lr=3e-4,
     arch_weight_decay=1e-3,
+    arch_warmup_epochs=15,  # alpha frozen for the first 15 of 50 epochs, as PC-DARTS
     temperature=dict(start=1.0, end=0.2, kind="exponential"),
 )
 train = dict(epochs=250, optimizer="adamw", lr=2e-3, weight_decay=0.0, warmup_epochs=5)

@@ -34,6 +34,7 @@ search = dict(
     optimizer="adam",
     lr=2e-3,
     arch_lr=3e-3,
+    arch_warmup_epochs=1,  # alpha frozen while the weights are untrained (docs/binary.md, "Does the search ...")
     temperature=dict(start=1.0, end=0.2, kind="exponential"),
 )
 train = dict(epochs=3, optimizer="adamw", lr=2e-3, weight_decay=0.0)
