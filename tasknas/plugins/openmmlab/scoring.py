@@ -130,7 +130,9 @@ class Scorer:
         for batch in self.loader:
             outputs = model.test_step(batch)
             for metric in self.metrics:
-                if getattr(metric, "accepts_data_samples", False):  # a search metric that reads them as they are
+                if hasattr(metric, "process_samples"):  # a search metric that reads the data samples as they are
+                    metric.process_samples(batch, outputs)
+                elif getattr(metric, "accepts_data_samples", False):  # ... or whose process() takes them too
                     metric.process(batch, outputs)
                 else:
                     metric.process(batch, [o.to_dict() for o in outputs])  # what mmengine's Evaluator hands metrics

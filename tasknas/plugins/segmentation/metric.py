@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 
@@ -21,6 +22,10 @@ from .data import check_labels
 @METRICS.register_module()
 class UnroundedIoUMetric(IoUMetric):
     """``IoUMetric`` whose summary values (percent, as mmseg's) are not rounded."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._checked: set[str] = set()  # mask files whose labels process_samples has checked
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """What mmengine's ``Evaluator`` calls: predictions as dicts."""
@@ -35,8 +40,12 @@ class UnroundedIoUMetric(IoUMetric):
         for sample in samples:
             pred = sample.pred_sem_seg.data.squeeze()
             label = sample.gt_sem_seg.data.squeeze().to(pred)
-            self._check(label, sample.metainfo.get("seg_map_path"))
-            self.results.append(self.intersect_and_union(pred, label, num_classes, self.ignore_index))
+            path = sample.metainfo.get("seg_map_path")
+            if path is None or path not in self._checked:  # a search scores the same masks for every candidate
+                self._check(label, path)
+                if path is not None:
+                    self._checked.add(path)
+            self.results.append(confusion_areas(pred, label, num_classes, self.ignore_index))
 
     def _check(self, label, path: str | None) -> None:
         check_labels(label, len(self.dataset_meta["classes"]), self.ignore_index, path or "a ground-truth mask")
@@ -63,3 +72,15 @@ def unrounded_evaluators(evaluators: Sequence[dict] | dict) -> list[dict]:
     items = [evaluators] if isinstance(evaluators, dict) else list(evaluators)
     return [dict(e, type="UnroundedIoUMetric") if e.get("type") in ("IoUMetric", "mmseg.IoUMetric") else dict(e)
             for e in items]
+
+
+def confusion_areas(pred: torch.Tensor, label: torch.Tensor, num_classes: int, ignore_index: int):
+    """``IoUMetric.intersect_and_union``'s four per-class areas (intersection, union, predicted, labelled; float
+    tensors) from one ``bincount`` of the confusion matrix: the same numbers, several times faster."""
+    keep = label != ignore_index
+    index = label[keep].long() * num_classes + pred[keep].long()
+    confusion = torch.bincount(index, minlength=num_classes * num_classes)[:num_classes * num_classes]
+    confusion = confusion.reshape(num_classes, num_classes).float()
+    intersect = confusion.diagonal()
+    pred_area, label_area = confusion.sum(0), confusion.sum(1)
+    return intersect, pred_area + label_area - intersect, pred_area, label_area
