@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tasknas.core import EvolutionConfig, evolve, load_result
+from tasknas.core import EvolutionConfig, evolve, load_arch, load_result, sample, save_arch
 from tests.core.test_evolution import SPACE, crash_at, planted, summary
 
 CONFIG = EvolutionConfig(strategy="predictor", budget=30, population=6, batch=6, seed=7)
@@ -129,29 +131,41 @@ def test_resume_with_nothing_saved_starts_afresh_and_a_lone_journal_is_an_error(
         evolve(SPACE, planted, CONFIG, state_path=state, resume=True)
 
 
+def _damage(raw: bytes, kind: str, where: float, value: int) -> bytes:
+    """``raw`` truncated, with one bit flipped, one byte inserted or one deleted at the relative position ``where``."""
+    out = bytearray(raw)
+    i = min(int(where * len(out)), len(out) - 1)
+    if kind == "truncate":
+        del out[i:]
+    elif kind == "flip":
+        out[i] ^= 1 << (value % 8)
+    elif kind == "insert":
+        out[i:i] = bytes([value])
+    else:
+        del out[i]
+    return bytes(out)
+
+
+DAMAGE = dict(kind=st.sampled_from(["truncate", "flip", "insert", "delete"]), where=st.floats(0, 1),
+              value=st.integers(0, 255))
+
+
 def test_random_corruptions_load_the_same_records_or_fail_clearly_and_never_change_the_files(interrupted):
-    """A property over random damage (seeded): truncations, byte flips, inserted and deleted bytes."""
+    """A property over random damage (hypothesis, derandomized for CI): truncations, bit flips, inserted and deleted
+    bytes in the state or the journal either read back the same records (a torn last journal line left out) or are
+    refused with an error naming the file, and no file on disk changes."""
     state, journal = interrupted
     good_state, good_journal = state.read_bytes(), journal.read_bytes()
     reference = summary(load_result(state, SPACE))[0]
-    rng = random.Random(0)
     outcomes = {"same": 0, "prefix": 0, "refused": 0}
-    for trial in range(60):
-        target = rng.choice([state, journal])
-        raw = bytearray(good_state if target is state else good_journal)
-        kind = rng.choice(["truncate", "flip", "insert", "delete"])
-        i = rng.randrange(len(raw))
-        if kind == "truncate":
-            del raw[i:]
-        elif kind == "flip":
-            raw[i] ^= 1 << rng.randrange(8)
-        elif kind == "insert":
-            raw[i:i] = bytes([rng.randrange(256)])
-        else:
-            del raw[i]
+
+    @settings(max_examples=80, deadline=None, database=None, derandomize=True)
+    @given(in_journal=st.booleans(), **DAMAGE)
+    def check(in_journal, kind, where, value):
+        target = journal if in_journal else state
         state.write_bytes(good_state)
         journal.write_bytes(good_journal)
-        target.write_bytes(bytes(raw))
+        target.write_bytes(_damage(good_journal if in_journal else good_state, kind, where, value))
         before = _bytes(state, journal)
         try:
             got = summary(load_result(state, SPACE))[0]
@@ -161,10 +175,39 @@ def test_random_corruptions_load_the_same_records_or_fail_clearly_and_never_chan
         else:
             # only a torn (truncated) last journal line may be left out; anything else reads back unchanged
             assert got == reference[:len(got)]
+            assert len(got) == len(reference) or (in_journal and kind == "truncate")
             outcomes["same" if got == reference else "prefix"] += 1
-            assert len(got) == len(reference) or (target is journal and kind == "truncate")
-        assert _bytes(state, journal) == before, f"trial {trial} ({kind}) changed a file"
-    assert outcomes["refused"] > 20 and outcomes["prefix"] > 0  # both paths taken (seeded: 53 refused, 5 prefixes)
+        assert _bytes(state, journal) == before, f"{kind} at {where:.3f} changed a file"
+
+    check()
+    assert outcomes["refused"] > 20 and outcomes["prefix"] > 0, outcomes  # both paths taken
+
+
+def test_random_corruptions_of_an_arch_file_load_the_same_arch_or_fail_naming_the_file(tmp_path):
+    """The same property for arch JSON files: the same arch, or one ValueError naming the file; the file unchanged."""
+    arch = sample(SPACE, random.Random(3))
+    path = tmp_path / "best.arch.json"
+    save_arch(path, arch)
+    good = path.read_bytes()
+    outcomes = {"same": 0, "refused": 0}
+
+    @settings(max_examples=120, deadline=None, database=None, derandomize=True)
+    @given(**DAMAGE)
+    def check(kind, where, value):
+        damaged = _damage(good, kind, where, value)
+        path.write_bytes(damaged)
+        try:
+            got = load_arch(path, SPACE)
+        except ValueError as exc:
+            assert str(path) in str(exc), exc
+            outcomes["refused"] += 1
+        else:
+            assert got == arch
+            outcomes["same"] += 1
+        assert path.read_bytes() == damaged
+
+    check()
+    assert outcomes["refused"] > 20 and outcomes["same"] > 0, outcomes  # whitespace damage reads back the same
 
 
 KILLED_SEARCH = """
