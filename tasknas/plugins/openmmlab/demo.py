@@ -49,8 +49,9 @@ def quiet_training(cfg: Config) -> Config:
 def demo_evolution(population: int, generations: int, seed: int) -> EvolutionConfig:
     """The demos' small evolution (SPOS-style: every generation a full population): top 1/5, 2/5 mutations,
     2/5 crossovers, the rest random — ``population x generations`` candidates, as the demos announce."""
-    return EvolutionConfig(strategy="evolution", population=population, topk=max(2, population // 5), mutations=population * 2 // 5,
-                           crossovers=population * 2 // 5, generations=generations, seed=seed)
+    return EvolutionConfig(strategy="evolution", population=population, topk=max(2, population // 5),
+                           mutations=population * 2 // 5, crossovers=population * 2 // 5, generations=generations,
+                           seed=seed)
 
 
 def run_pipeline(cfg: Config, out: Path, what: str, iterations: int, population: int, generations: int,
