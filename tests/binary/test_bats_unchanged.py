@@ -47,9 +47,10 @@ TEST = (2.3281339168548585, 0.1)
 def record_run(folder: Path) -> dict:
     """The tiny search and the retraining of its genotype, as the values the test compares."""
     cfg = load_config(write_tiny(folder))
-    search = trainer.run_search(cfg, folder / "s", stream=open(os.devnull, "w"))
-    arch = load_arch(folder / "s" / "genotype.arch.json", arch_space(cfg.model))
-    result = trainer.run_train(cfg, arch, folder / "t", stream=open(os.devnull, "w"))
+    with open(os.devnull, "w") as quiet:
+        search = trainer.run_search(cfg, folder / "s", stream=quiet)
+        arch = load_arch(folder / "s" / "genotype.arch.json", arch_space(cfg.model))
+        result = trainer.run_train(cfg, arch, folder / "t", stream=quiet)
     return {"genotype": search["genotype"],
             "search": [(h["val_loss"], h["val_acc"], h["train_loss"], h["train_acc"]) for h in search["history"]],
             "first_edge": search["op_weights"]["normal"][0], "last_reduce_edge": search["op_weights"]["reduce"][-1],
