@@ -35,7 +35,7 @@ from tasknas.core import sample  # noqa: E402
 from tasknas.core.state import atomic_write_text  # noqa: E402
 from tasknas.plugins.binary import trainer  # noqa: E402
 from tasknas.plugins.binary.config import load_config  # noqa: E402
-from tasknas.plugins.binary.darts import arch_to_genotype  # noqa: E402
+from tasknas.plugins.binary.genotype import arch_to_genotype  # noqa: E402
 from tasknas.plugins.binary.networks import arch_space, build_fixed_network  # noqa: E402
 from tasknas.plugins.binary.ops import BinaryConv2d  # noqa: E402
 

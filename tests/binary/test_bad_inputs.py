@@ -11,8 +11,8 @@ import torch
 from tasknas.cli import main
 from tasknas.plugins.binary import trainer
 from tasknas.plugins.binary.bats import BATS_OPS
-from tasknas.plugins.binary.darts import Genotype, genotype_to_arch
 from tasknas.plugins.binary.data import ImageSet, write_cifar10
+from tasknas.plugins.binary.genotype import Genotype, genotype_to_arch
 from tests.binary.tiny import write_tiny
 
 CELL = (("skip_connect", 0), ("group_conv_3x3", 1), ("max_pool_3x3", 2), ("group_conv_5x5", 0))

@@ -7,8 +7,8 @@ from tasknas.cli import main
 from tasknas.core import load_arch
 from tasknas.plugins.binary.bats import BATS_OPS
 from tasknas.plugins.binary.config import load_config
-from tasknas.plugins.binary.darts import Genotype, arch_to_genotype, genotype_to_arch
 from tasknas.plugins.binary.data import Normalizer, load_fashion_mnist, split_indices
+from tasknas.plugins.binary.genotype import Genotype, arch_to_genotype, genotype_to_arch
 from tasknas.plugins.binary.networks import arch_space, build_fixed_network
 from tasknas.plugins.binary.trainer import evaluate
 from tests.binary.tiny import write_tiny

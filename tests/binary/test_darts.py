@@ -6,19 +6,14 @@ from torch import nn
 
 from tasknas.core import load_arch, make_arch, save_arch
 from tasknas.plugins.binary.bats import BatsConvOp, bats_op_set
-from tasknas.plugins.binary.darts import (
-    FixedNetwork,
+from tasknas.plugins.binary.darts import FixedNetwork, MixedOp, SearchNetwork, Zero, darts_op_set, plan_cells
+from tasknas.plugins.binary.genotype import (
     Genotype,
-    MixedOp,
-    SearchNetwork,
-    Zero,
     arch_to_genotype,
-    darts_op_set,
     derive_genotype,
     genotype_space,
     genotype_to_arch,
     num_edges,
-    plan_cells,
 )
 from tasknas.plugins.binary.trainer import arch_step, weight_step
 

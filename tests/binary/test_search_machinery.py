@@ -9,14 +9,11 @@ from tasknas.plugins.binary import trainer
 from tasknas.plugins.binary.bnas import OpScores, ops_to_keep, sample_paths
 from tasknas.plugins.binary.config import load_config
 from tasknas.plugins.binary.cpnas import child_parent_score, round_paths
-from tasknas.plugins.binary.darts import (
+from tasknas.plugins.binary.darts import MixedOp, OpSet, SearchNetwork, darts_op_set
+from tasknas.plugins.binary.genotype import (
     CELL_TYPES,
-    MixedOp,
-    OpSet,
-    SearchNetwork,
     arch_to_genotype,
     arch_to_path,
-    darts_op_set,
     num_edges,
     path_space,
     path_to_arch,

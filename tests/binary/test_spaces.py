@@ -5,7 +5,8 @@ import math
 from tasknas.catalog import PLUGIN_SPACES
 from tasknas.core import Space, sample
 from tasknas.plugins.binary.bats import BATS_OPS
-from tasknas.plugins.binary.darts import arch_to_genotype, darts_op_set, genotype_to_arch
+from tasknas.plugins.binary.darts import darts_op_set
+from tasknas.plugins.binary.genotype import arch_to_genotype, genotype_to_arch
 from tasknas.plugins.binary.spaces import SPACES, binary_cell_space
 
 

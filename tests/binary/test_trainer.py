@@ -8,7 +8,7 @@ import torch
 from tasknas.core import load_arch
 from tasknas.plugins.binary import trainer
 from tasknas.plugins.binary.config import load_config
-from tasknas.plugins.binary.darts import arch_to_genotype
+from tasknas.plugins.binary.genotype import arch_to_genotype
 from tasknas.plugins.binary.networks import arch_space
 from tests.binary.tiny import write_tiny
 

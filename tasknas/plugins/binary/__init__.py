@@ -7,18 +7,8 @@ Imports torch, timm, numpy and tasknas.core; reading a config file also imports 
 other OpenMMLab package). ``tasknas binary --help`` lists the commands; docs/binary.md describes them.
 """
 from .bats import BATS_OPS, BatsConvOp, BinaryConvUnit, Stage, TemperatureSchedule, bats_op_set, stage_at
-from .darts import (
-    FixedNetwork,
-    Genotype,
-    MixedOp,
-    OpSet,
-    SearchNetwork,
-    arch_to_genotype,
-    darts_op_set,
-    derive_genotype,
-    genotype_space,
-    genotype_to_arch,
-)
+from .darts import FixedNetwork, MixedOp, OpSet, SearchNetwork, darts_op_set
+from .genotype import Genotype, arch_to_genotype, derive_genotype, genotype_space, genotype_to_arch
 from .ops import BinaryConv2d, channel_shuffle, set_binary_mode, sign_bireal, sign_ste
 
 __all__ = [

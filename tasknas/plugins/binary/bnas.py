@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .darts import CELL_TYPES, SearchNetwork
+from .darts import SearchNetwork
+from .genotype import CELL_TYPES
 
 
 def sample_paths(model: SearchNetwork, count: int, generator: torch.Generator) -> list[dict[str, list[int]]]:

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from .bats import stage_at
 from .config import Config
-from .darts import CELL_TYPES, Genotype, derive_genotype
 from .data import ImageSet, Normalizer, batches
+from .genotype import CELL_TYPES, Genotype, derive_genotype
 from .networks import build_search_network
 from .ops import BinaryConv2d, set_binary_mode
 from .trainer import _accuracy, epoch_generator, make_optimizer, make_scheduler, path_accuracy

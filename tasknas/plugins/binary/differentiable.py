@@ -20,8 +20,8 @@ from timm.optim import create_optimizer_v2
 from .bats import stage_at
 from .bnas import OpScores, ops_to_keep, sample_paths
 from .config import Config
-from .darts import CELL_TYPES, Genotype
 from .data import ImageSet, Normalizer, batches
+from .genotype import CELL_TYPES, Genotype
 from .networks import build_search_network
 from .ops import set_binary_mode
 from .trainer import (

@@ -10,7 +10,8 @@ from tasknas.core import Space
 
 from .bats import bats_op_set
 from .config import ModelConfig
-from .darts import FixedNetwork, Genotype, OpSet, SearchNetwork, darts_op_set, genotype_space
+from .darts import FixedNetwork, OpSet, SearchNetwork, darts_op_set
+from .genotype import Genotype, genotype_space
 from .ops import BinaryConv2d
 
 BINARY_ACTIVATION_MODES = ("activations", "weights_activations")

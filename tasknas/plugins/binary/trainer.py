@@ -38,7 +38,7 @@ from tasknas.core import Arch, ProgressBar, save_arch
 from tasknas.core.state import atomic_write, atomic_write_text
 
 from .config import Config
-from .darts import SearchNetwork, arch_to_genotype, genotype_to_arch
+from .darts import SearchNetwork
 from .data import (
     DataSplits,
     ImageSet,
@@ -49,6 +49,7 @@ from .data import (
     num_batches,
     split_indices,
 )
+from .genotype import arch_to_genotype, genotype_to_arch
 from .networks import BINARY_ACTIVATION_MODES, build_fixed_network
 from .ops import BinaryConv2d
 
