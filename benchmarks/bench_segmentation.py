@@ -102,7 +102,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_shapes_seg(root, {"train": 32, "val": args.val_images, "test": 4}, 128, seed=0)
-        cfg = demo_config(root, root / "work", 10)
+        cfg = demo_config(root, root / "work", 10, job="joint")  # the joint supernet the docstring describes
         model = build_model(cfg, None, "cpu")
         train = _train_ratio(cfg, model, args.rounds)
         candidate = _candidate_ratio(cfg, model, args.rounds, args.calib_images)

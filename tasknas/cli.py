@@ -57,10 +57,11 @@ def _demo(argv: list[str]) -> int:
 
 def _demo_seg(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tasknas demo seg", description="Segmentation search inside MMSegmentation "
-                                     "on a generated mask set (train, search, export). joint (default): DetNAS "
-                                     "backbone + ASPP/DeepLabV3+ head in one arch; backbone: the backbone under "
-                                     "mmseg's DeepLabV3+ head; aspp / cells: the decode head on a fixed ResNet-18.")
-    parser.add_argument("job", nargs="?", default="joint", choices=("joint", "backbone", "aspp", "cells"))
+                                     "on a generated mask set (train, search, export). aspp (default): the ASPP / "
+                                     "DeepLabV3+ head on a fixed ResNet-18 (output stride 8); cells: decoder cells on "
+                                     "a fixed ResNet-18; joint: DetNAS backbone + ASPP head in one arch; backbone: "
+                                     "the backbone under mmseg's DeepLabV3+ head.")
+    parser.add_argument("job", nargs="?", default="aspp", choices=("aspp", "cells", "joint", "backbone"))
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--iterations", type=int, help="supernet training iterations (default: the demo's)")
     parser.add_argument("--population", type=int, default=10)
