@@ -14,19 +14,17 @@ too) is measured separately and the rest is tasknas's bookkeeping. The detector 
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import tempfile
 from pathlib import Path
 
 import torch
-from _timing import Timings, add_process_arguments, measure_in_processes, seconds
+from _candidate import candidate_vs_bare
+from _timing import add_process_arguments, measure_in_processes, seconds
 
-from tasknas.core import choices_of, sample, space_of
 from tasknas.plugins.detection.demo import demo_config
 from tasknas.plugins.detection.synthetic import write_shapes_coco
-from tasknas.plugins.openmmlab.config import build_model, quiet
-from tasknas.plugins.openmmlab.scoring import Scorer, calibration_batches, calibration_forward
+from tasknas.plugins.openmmlab.config import build_model
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
@@ -37,55 +35,14 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         write_shapes_coco(root, {"train": 64, "val": args.val_images, "test": 8}, 128, seed=0)
         cfg = demo_config(root, root / "work", 10)
         model = build_model(cfg, None, "cpu")
-        calibration = calibration_batches(cfg, args.calib_images)
-        scorer = Scorer(cfg, model, calibration)
-        evaluation = list(scorer.loader)
-        space = space_of(model)
-        choices = choices_of(model)
-        rng = random.Random(0)
-        archs = [sample(space, rng) for _ in range(args.rounds + 1)]
-        bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-
-        @torch.no_grad()
-        def bare(arch) -> None:
-            """The same passes on the state the candidate left (BN statistics frozen: momentum 0), so both
-            evaluate identical networks and their post-processing (NMS) does identical work."""
-            chosen = arch.as_dict()
-            for choice in choices:
-                choice.active = chosen[choice.key]
-            momenta = [m.momentum for m in bns]
-            for m in bns:
-                m.momentum = 0.0
-            model.train()
-            for batch in calibration:
-                calibration_forward(model, batch)
-            for m, momentum in zip(bns, momenta):
-                m.momentum = momentum
-            model.eval()
-            for batch in evaluation:
-                model.test_step(batch)
-
-        ta, tb = [], []
-        scorer(archs[0]), bare(archs[0])  # warm-up
-        for arch in archs[1:]:  # B must follow A: it runs on the statistics A recalibrated
-            ta.append(seconds(lambda: scorer(arch)))
-            tb.append(seconds(lambda: bare(arch)))
-        t = Timings(ta, tb)
+        t, scorer, evaluation = candidate_vs_bare(cfg, model, args.calib_images, args.rounds, seed=0)
 
         # the evaluation plumbing alone on one candidate's outputs, as the scorer does it
         with torch.no_grad():
             outputs = [model.test_step(batch) for batch in evaluation]
 
-        def metric_only() -> None:
-            for metric in scorer.metrics:
-                for batch, out in zip(evaluation, outputs):
-                    metric.process(batch, out if getattr(metric, "accepts_data_samples", False)
-                                   else [o.to_dict() for o in out])
-                with quiet():
-                    metric.compute_metrics(metric.results)
-                metric.results.clear()
-
-        metric_s = statistics.median(seconds(metric_only) for _ in range(3))
+        metric_s = statistics.median(seconds(lambda: scorer.metric_values(zip(evaluation, outputs)))
+                                     for _ in range(3))
     return {"ratio": t.ratio(), "candidate_s": t.median_a(), "bare_s": t.median_b(), "metric_s": metric_s}
 
 

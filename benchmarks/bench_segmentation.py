@@ -22,11 +22,12 @@ import tempfile
 from pathlib import Path
 
 import torch
+from _candidate import candidate_vs_bare
 from _timing import Timings, add_process_arguments, measure_in_processes, seconds, verdict
 
-from tasknas.core import choices_of, fix, sample, set_arch, space_of
+from tasknas.core import fix, sample, set_arch, space_of
 from tasknas.plugins.openmmlab.config import build_model
-from tasknas.plugins.openmmlab.scoring import Scorer, calibration_batches, calibration_forward
+from tasknas.plugins.openmmlab.scoring import calibration_batches
 from tasknas.plugins.segmentation.demo import demo_config
 from tasknas.plugins.segmentation.synthetic import write_shapes_seg
 
@@ -62,40 +63,6 @@ def _train_ratio(cfg, model, rounds: int) -> Timings:
     return Timings(ta, tb)
 
 
-def _candidate_ratio(cfg, model, rounds: int, calib_images: int) -> Timings:
-    calibration = calibration_batches(cfg, calib_images)
-    scorer = Scorer(cfg, model, calibration)
-    evaluation = list(scorer.loader)
-    choices = choices_of(model)
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    rng = random.Random(1)
-    archs = [sample(space_of(model), rng) for _ in range(rounds + 1)]
-
-    @torch.no_grad()
-    def bare(arch) -> None:
-        chosen = arch.as_dict()
-        for choice in choices:
-            choice.active = chosen[choice.key]
-        momenta = [m.momentum for m in bns]
-        for m in bns:
-            m.momentum = 0.0
-        model.train()
-        for batch in calibration:
-            calibration_forward(model, batch)
-        for m, momentum in zip(bns, momenta):
-            m.momentum = momentum
-        model.eval()
-        for batch in evaluation:
-            model.test_step(batch)
-
-    ta, tb = [], []
-    scorer(archs[0]), bare(archs[0])  # warm-up
-    for arch in archs[1:]:  # B must follow A: it runs on the statistics A recalibrated
-        ta.append(seconds(lambda: scorer(arch)))
-        tb.append(seconds(lambda: bare(arch)))
-    return Timings(ta, tb)
-
-
 def measure(args: argparse.Namespace) -> dict[str, float]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -105,7 +72,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         cfg = demo_config(root, root / "work", 10, job="joint")  # the joint supernet the docstring describes
         model = build_model(cfg, None, "cpu")
         train = _train_ratio(cfg, model, args.rounds)
-        candidate = _candidate_ratio(cfg, model, args.rounds, args.calib_images)
+        candidate = candidate_vs_bare(cfg, model, args.calib_images, args.rounds, seed=1)[0]
     return {"train_ratio": train.ratio(), "train_super_ms": train.median_a() * 1e3,
             "train_fixed_ms": train.median_b() * 1e3, "candidate_ratio": candidate.ratio(),
             "candidate_ms": candidate.median_a() * 1e3, "bare_ms": candidate.median_b() * 1e3}

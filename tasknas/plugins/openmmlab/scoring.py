@@ -127,8 +127,11 @@ class Scorer:
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        for batch in self.loader:
-            outputs = model.test_step(batch)
+        return self.metric_values((batch, model.test_step(batch)) for batch in self.loader)
+
+    def metric_values(self, batches_and_outputs) -> dict[str, float]:
+        """The evaluators' numbers for ``(batch, test_step outputs)`` pairs of the evaluation split."""
+        for batch, outputs in batches_and_outputs:
             for metric in self.metrics:
                 if hasattr(metric, "process_samples"):  # a search metric that reads the data samples as they are
                     metric.process_samples(batch, outputs)
