@@ -98,12 +98,17 @@ class GreedyPathFilter:
 
     def filter(self, rng: random.Random, loss: Callable[[Arch], float], progress: float) -> list[Arch]:
         """Draw, score with ``loss``, keep the best ``keep`` (fewer only if fewer distinct paths were found)."""
-        scored = []
-        for arch in self.draw(rng, progress):
-            value = float(loss(arch))
-            self.evaluated += 1
-            scored.append((value, _arch_text(arch), arch))
-        scored.sort(key=lambda item: (item[0], item[1]))
+        archs = self.draw(rng, progress)
+        return self.keep_best(archs, [float(loss(arch)) for arch in archs])
+
+    def keep_best(self, archs: Sequence[Arch], losses: Sequence[float]) -> list[Arch]:
+        """The ``keep`` archs of lowest loss (ties by arch), stored in the pool: the second half of
+        :meth:`filter`, for callers that score the drawn paths themselves (e.g. on every rank, then averaged)."""
+        if len(archs) != len(losses):
+            raise ValueError(f"keep_best needs one loss per arch, got {len(archs)} archs and {len(losses)} losses")
+        self.evaluated += len(archs)
+        scored = sorted(((float(value), _arch_text(arch), arch) for arch, value in zip(archs, losses)),
+                        key=lambda item: (item[0], item[1]))
         kept = scored[:self.keep]
         for value, text, arch in kept:
             self.pool[text] = (value, arch)
