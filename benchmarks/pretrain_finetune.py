@@ -1,14 +1,16 @@
 """What classification pre-training (DetNAS step 1) buys the 20-block detection supernet on the shapes demo.
 
-    python benchmarks/pretrain_finetune.py --out work_dirs/pretrain_finetune [--iterations 300]
+    python benchmarks/pretrain_finetune.py --out work_dirs/pretrain_finetune [--space small|demo] [--iterations 300]
 
-1. pre-trains ``detnas_shufflenet_small`` (20 blocks) on a generated shapes classification set
-   (``configs/pretrain/detnas-small_shapes.py``, budget set by ``--pretrain-epochs`` / ``--pretrain-images``);
+1. pre-trains the backbone space — ``detnas_shufflenet_small`` (20 blocks, ``--space small``) or the demo's
+   ``detnas_shufflenet_demo`` (10 blocks, ``--space demo``) — on a generated shapes classification set
+   (``configs/pretrain/detnas-small_shapes.py`` with ``model.space`` set; budget set by ``--pretrain-epochs`` /
+   ``--pretrain-images``);
 2. trains the RetinaNet supernet on the COCO-format shapes detection set twice, the same iterations, data and seed:
-   from scratch (``configs/detection/retinanet_detnas-small_fpn_shapes.py``) and from the pre-trained supernet
-   (``..._shapes_pretrained.py``: ``init_cfg=dict(type='Pretrained', prefix='backbone.')``); then each is
-   searched, its best arch exported and scored on the test split (the demo pipeline,
-   :func:`tasknas.plugins.openmmlab.demo.run_pipeline`);
+   from scratch (``configs/detection/retinanet_detnas-{small,demo}_fpn_shapes.py``) and from the pre-trained
+   supernet (the same config with the one documented line ``init_cfg=dict(type='Pretrained', checkpoint=...,
+   prefix='backbone.')``); then each is searched, its best arch exported and scored on the test split (the demo
+   pipeline, :func:`tasknas.plugins.openmmlab.demo.run_pipeline`);
 3. writes ``OUT/pretrain_finetune.json`` (loss per iteration, found-arch test mAP, random-arch mAP, seconds) and
    ``OUT/pretrain_finetune.png`` (both loss curves).
 """
@@ -27,6 +29,10 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import HOOKS  # noqa: E402
 
 CURVES: dict[str, list[float]] = {}
+SPACES = {  # --space -> (core space, the 1x1 conv width of the pre-training head, detection config)
+    "small": ("detnas_shufflenet_small", 1024, "retinanet_detnas-small_fpn_shapes.py"),
+    "demo": ("detnas_shufflenet_demo", 256, "retinanet_detnas-demo_fpn_shapes.py"),
+}
 
 
 @HOOKS.register_module(force=True)
@@ -69,9 +75,36 @@ def plot(path: Path, curves: dict[str, list[float]], maps: dict[str, float]) -> 
     plt.close(fig)
 
 
+def held_out_accuracy(checkpoint: Path, cfg, paths: int = 20) -> dict:
+    """Held-out accuracy of ``paths`` random paths of the pre-trained supernet, BN recalibrated on 500 training
+    images each: did pre-training leave chance level?"""
+    import random
+
+    import torch
+
+    from tasknas.core import recalibrate_bn, sample, set_arch, space_of
+    from tasknas.pretrain.data import batches, load_splits
+    from tasknas.pretrain.model import load_supernet
+    from tasknas.pretrain.trainer import accuracy
+
+    model, _ = load_supernet(checkpoint)
+    splits = load_splits(cfg.data, cfg.seed)
+    rng = random.Random(cfg.seed)
+    space = space_of(model)
+    accs = []
+    for _ in range(paths):
+        set_arch(model, sample(space, rng))
+        recalibrate_bn(model, (x for x, _ in batches(splits.train, 250, splits.channels, 500)))
+        accs.append(accuracy(model, splits.held_out, 500, splits.channels))
+    return {"mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs), "paths": paths,
+            "torch_threads": torch.get_num_threads()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("work_dirs/pretrain_finetune"))
+    parser.add_argument("--space", choices=sorted(SPACES), default="small",
+                        help="the backbone space: small (20 blocks, the DetNAS space) or demo (10 blocks, the demo's)")
     parser.add_argument("--iterations", type=int, default=300, help="detection supernet training iterations (each)")
     parser.add_argument("--pretrain-epochs", type=int, default=1)
     parser.add_argument("--pretrain-images", type=int, default=8000, help="generated classification images")
@@ -92,10 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     out = args.out
     pre_cfg = load_pretrain_config(ROOT / "configs" / "pretrain" / "detnas-small_shapes.py",
-                                   {"train.epochs": args.pretrain_epochs,
+                                   {"model.space": SPACES[args.space][0], "model.last_channels": SPACES[args.space][1],
+                                    "train.epochs": args.pretrain_epochs,
                                     "data.generated_images": args.pretrain_images,
                                     "data.held_out": max(args.pretrain_images // 10, 64), "seed": args.seed})
-    print(f"== pre-training detnas_shufflenet_small on {args.pretrain_images} generated shapes images, "
+    print(f"== pre-training {SPACES[args.space][0]} on {args.pretrain_images} generated shapes images, "
           f"{args.pretrain_epochs} epoch(s)", flush=True)
     summary = pretrain(pre_cfg, out / "pretrain", resume=True)
     checkpoint = out / "pretrain" / SUPERNET
@@ -104,14 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     train_n, val_n, test_n = args.images
     write_shapes_coco(data, {"train": train_n, "val": val_n, "test": test_n}, IMAGE_SIZE, seed=args.seed)
     detection = ROOT / "configs" / "detection"
-    results = {"pretrain": {k: summary[k] for k in ("epochs", "steps", "train_images", "history")},
+    results = {"space": SPACES[args.space][0],
+               "pretrain": {k: summary[k] for k in ("epochs", "steps", "train_images", "history")},
+               "pretrain_held_out_acc": held_out_accuracy(checkpoint, pre_cfg),
                "iterations": args.iterations, "images": list(args.images), "runs": {}}
-    for name, config in (("scratch", "retinanet_detnas-small_fpn_shapes.py"),
-                         ("pretrained", "retinanet_detnas-small_fpn_shapes_pretrained.py")):
+    print(f"pre-trained supernet: held-out accuracy of 20 random paths (BN recalibrated) "
+          f"{results['pretrain_held_out_acc']['mean']:.3f} (chance {1 / 6:.3f})", flush=True)
+    for name in ("scratch", "pretrained"):
         cfg = demo_config(data, out / name / "supernet", args.iterations, args.seed)
-        model = load_config(detection / config).model
-        if name == "pretrained":
-            model.backbone.init_cfg.checkpoint = str(checkpoint)
+        model = load_config(detection / SPACES[args.space][2]).model
+        if name == "pretrained":  # the documented one line
+            model.backbone.init_cfg = dict(type="Pretrained", checkpoint=str(checkpoint), prefix="backbone.")
         cfg.model = model
         for hook in cfg.custom_hooks:
             if hook["type"] == "ArchSamplerHook":

@@ -18,7 +18,8 @@ restored afterwards.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -38,6 +39,23 @@ def batchnorms(model: nn.Module, active_only: bool = False) -> list[_BatchNorm]:
     """BN layers of ``model`` that track running statistics, in module order (only the active path's
     with ``active_only``)."""
     return [m for m in modules_of(model, active_only) if isinstance(m, _BatchNorm) and m.track_running_stats]
+
+
+@contextmanager
+def running_stats_kept(model: nn.Module) -> Iterator[None]:
+    """Inside the block, forwards of ``model`` in train mode use batch statistics and leave the running
+    statistics of the active path's BNs (and their ``num_batches_tracked``) exactly as they were (momentum 0
+    for the block) — e.g. to score a path by its loss on a held-out batch, as GreedyNAS does."""
+    bns = batchnorms(model, active_only=True)
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, count) in zip(bns, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
 
 
 @torch.no_grad()

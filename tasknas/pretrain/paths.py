@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..core import Arch, FlopsBinnedSampler, batchnorms, build_cost_table, sample, space_of
+from ..core import Arch, FlopsBinnedSampler, build_cost_table, running_stats_kept, sample, space_of
 from ..core.fair import GreedyPathFilter, broadcast_paths, fair_paths
 from .config import SamplerConfig
 
@@ -67,14 +67,6 @@ class StepPaths:
 @torch.no_grad()
 def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Cross-entropy of the active path with batch statistics (train-mode BN), leaving every running
-    statistic unchanged (momentum 0 for the call): GreedyNAS's held-out score of a path."""
-    bns = batchnorms(model, active_only=True)
-    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
-    for m in bns:
-        m.momentum = 0.0
-    try:
+    statistic unchanged: GreedyNAS's held-out score of a path."""
+    with running_stats_kept(model):
         return float(nn.functional.cross_entropy(model(x), y))
-    finally:
-        for m, (momentum, count) in zip(bns, saved):
-            m.momentum = momentum
-            m.num_batches_tracked.copy_(count)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from tasknas.core import Choice, batchnorms, recalibrate_bn, sample, set_arch, space_of
+from tasknas.core import Choice, batchnorms, recalibrate_bn, running_stats_kept, sample, set_arch, space_of
 from tests.core.nets import tiny_shufflenet
 
 
@@ -159,3 +159,20 @@ def test_a_non_finite_calibration_batch_is_an_error_and_leaves_the_statistics_as
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert net.pick.candidates["a"].momentum == 0.1 and net.training
+
+
+def test_running_stats_kept_uses_batch_statistics_and_leaves_every_running_statistic():
+    torch.manual_seed(0)
+    net = tiny_shufflenet()
+    set_arch(net, sample(space_of(net), random.Random(0)))
+    net.train()
+    x = torch.randn(4, 3, 32, 32) * 3 + 1
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad(), running_stats_kept(net):
+        inside = net(x)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # nothing moved, counts included
+    assert [m.momentum for m in batchnorms(net)] == [0.1] * len(batchnorms(net))  # momenta restored
+    with torch.no_grad():
+        outside = net(x)  # train mode: the same batch statistics, so the same output ...
+    assert torch.allclose(inside, outside)
+    assert any(not torch.equal(v, net.state_dict()[k]) for k, v in before.items() if "running_mean" in k)  # ... moved

@@ -45,9 +45,9 @@ from mmengine.registry import HOOKS
 from ...core import (
     FlopsBinnedSampler,
     ProgressBar,
-    batchnorms,
     broadcast_arch,
     build_cost_table,
+    running_stats_kept,
     sample,
     set_arch,
     space_of,
@@ -182,18 +182,10 @@ class ArchSamplerHook(Hook):
         """The supernet's loss of ``arch`` on the step's held-out batch (taken in turn), with batch statistics
         and every BN running statistic left as it was (momentum 0 for the call)."""
         set_arch(model, arch)
-        bns = batchnorms(model, active_only=True)
-        saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
-        for m in bns:
-            m.momentum = 0.0
-        try:
+        with running_stats_kept(model):
             data = model.data_preprocessor(self.held_out[step % len(self.held_out)], True)
             loss, _ = model.parse_losses(model._run_forward(data, mode="loss"))
-            return float(loss)
-        finally:
-            for m, (momentum, count) in zip(bns, saved):
-                m.momentum = momentum
-                m.num_batches_tracked.copy_(count)
+        return float(loss)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         dist = torch.distributed
