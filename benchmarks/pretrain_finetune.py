@@ -1,4 +1,4 @@
-"""What classification pre-training (DetNAS step 1) buys the 20-block detection supernet on the shapes demo.
+"""What classification pre-training (DetNAS step 1) buys the detection supernet on the shapes demo.
 
     python benchmarks/pretrain_finetune.py --out work_dirs/pretrain_finetune [--space small|demo] [--iterations 300]
 
@@ -11,13 +11,16 @@
    supernet (the same config with the one documented line ``init_cfg=dict(type='Pretrained', checkpoint=...,
    prefix='backbone.')``); then each is searched, its best arch exported and scored on the test split (the demo
    pipeline, :func:`tasknas.plugins.openmmlab.demo.run_pipeline`);
-3. writes ``OUT/pretrain_finetune.json`` (loss per iteration, found-arch test mAP, random-arch mAP, seconds) and
-   ``OUT/pretrain_finetune.png`` (both loss curves).
+   ``--seeds`` repeats step 2 with other detection seeds (one pre-training for all);
+3. writes ``OUT/pretrain_finetune.json`` (the pre-trained supernet's held-out accuracy; per seed: loss per
+   iteration, found-arch test mAP, random-arch mAP, seconds; mean ± std over seeds) and
+   ``OUT/pretrain_finetune.png`` (both loss curves, mean over seeds).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -56,18 +59,23 @@ def smooth(values: list[float], window: int = 20) -> list[float]:
     return out
 
 
-def plot(path: Path, curves: dict[str, list[float]], maps: dict[str, float]) -> None:
+def plot(path: Path, results: dict) -> None:
+    """Both loss curves (mean over the seeds, smoothed), the found arch's test mAP in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for name, values in curves.items():
-        ax.plot(range(1, len(values) + 1), smooth(values), label=f"{name} (found arch test mAP {maps[name]:.3f})")
+    for name, runs in results["runs"].items():
+        curves = [r["loss"] for r in runs.values()]
+        mean = [sum(values) / len(values) for values in zip(*curves)]
+        found = results["summary"][name]["found_test_map"][0]
+        ax.plot(range(1, len(mean) + 1), smooth(mean), label=f"{name} (found arch test mAP {found:.3f})")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss (mean of 20 iterations)")
-    ax.set_title("RetinaNet + 20-block DetNAS supernet on the shapes set", fontsize=9)
+    ax.set_ylabel(f"training loss (mean of 20 iterations and {len(results['seeds'])} seed(s))")
+    ax.set_title(f"RetinaNet + {results['space']} supernet on the shapes set: scratch vs pre-trained "
+                 f"(held-out acc. {results['pretrain_held_out_acc']['mean']:.2f})", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -112,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generations", type=int, default=2)
     parser.add_argument("--images", type=int, nargs=3, default=(400, 150, 150), metavar=("TRAIN", "VAL", "TEST"),
                         help="shapes detection images per split")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the pre-training seed and the shapes data's")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="detection seeds: each trains, searches and exports both supernets")
     args = parser.parse_args(argv)
 
     from tasknas.plugins.detection.demo import IMAGE_SIZE, demo_config
@@ -141,36 +151,51 @@ def main(argv: list[str] | None = None) -> int:
     results = {"space": SPACES[args.space][0],
                "pretrain": {k: summary[k] for k in ("epochs", "steps", "train_images", "history")},
                "pretrain_held_out_acc": held_out_accuracy(checkpoint, pre_cfg),
-               "iterations": args.iterations, "images": list(args.images), "runs": {}}
+               "iterations": args.iterations, "images": list(args.images), "seeds": args.seeds,
+               "runs": {"scratch": {}, "pretrained": {}}}
     print(f"pre-trained supernet: held-out accuracy of 20 random paths (BN recalibrated) "
           f"{results['pretrain_held_out_acc']['mean']:.3f} (chance {1 / 6:.3f})", flush=True)
-    for name in ("scratch", "pretrained"):
-        cfg = demo_config(data, out / name / "supernet", args.iterations, args.seed)
-        model = load_config(detection / SPACES[args.space][2]).model
-        if name == "pretrained":  # the documented one line
-            model.backbone.init_cfg = dict(type="Pretrained", checkpoint=str(checkpoint), prefix="backbone.")
-        cfg.model = model
-        for hook in cfg.custom_hooks:
-            if hook["type"] == "ArchSamplerHook":
-                hook["input_size"] = (IMAGE_SIZE, IMAGE_SIZE)
-        cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type="LossCurveHook", name=name)]
-        print(f"== detection supernet from {name}: {args.iterations} iterations, then search and export", flush=True)
-        t0 = time.monotonic()
-        run = run_pipeline(cfg, out / name, f"RetinaNet, detnas_shufflenet_small ({name})", args.iterations,
-                           args.population, args.generations, args.seed)
-        losses = CURVES[name]
-        results["runs"][name] = {"loss": losses, "final_loss_mean20": sum(losses[-20:]) / len(losses[-20:]),
-                                 "found_test_map": run["best_test"], "found_val_map": run["best_val"],
-                                 "random_test_map": run.get("random_test"), "found_gmacs": run["best_gmacs"],
-                                 "found_arch": run["best"].as_dict(), "seconds": round(time.monotonic() - t0, 1)}
+    for seed in args.seeds:
+        for name in ("scratch", "pretrained"):
+            cfg = demo_config(data, out / f"{name}-{seed}" / "supernet", args.iterations, seed)
+            model = load_config(detection / SPACES[args.space][2]).model
+            if name == "pretrained":  # the documented one line
+                model.backbone.init_cfg = dict(type="Pretrained", checkpoint=str(checkpoint), prefix="backbone.")
+            cfg.model = model
+            for hook in cfg.custom_hooks:
+                if hook["type"] == "ArchSamplerHook":
+                    hook["input_size"] = (IMAGE_SIZE, IMAGE_SIZE)
+                    hook["seed"] = seed
+            cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type="LossCurveHook", name=f"{name}/{seed}")]
+            print(f"== detection supernet from {name}, seed {seed}: {args.iterations} iterations, then search and "
+                  "export", flush=True)
+            t0 = time.monotonic()
+            run = run_pipeline(cfg, out / f"{name}-{seed}", f"RetinaNet, {SPACES[args.space][0]} ({name})",
+                               args.iterations, args.population, args.generations, seed)
+            losses = CURVES[f"{name}/{seed}"]
+            results["runs"][name][seed] = {
+                "loss": losses, "final_loss_mean20": sum(losses[-20:]) / len(losses[-20:]),
+                "found_test_map": run["best_test"], "found_val_map": run["best_val"],
+                "random_test_map": run.get("random_test"), "found_gmacs": run["best_gmacs"],
+                "found_arch": run["best"].as_dict(), "seconds": round(time.monotonic() - t0, 1)}
     results["seconds"] = round(time.monotonic() - start, 1)
+    summary_rows = {}
+    for name, runs in results["runs"].items():
+        row = {}
+        for key in ("final_loss_mean20", "found_test_map", "random_test_map"):
+            values = [r[key] for r in runs.values() if r[key] is not None]
+            row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+        summary_rows[name] = row
+    results["summary"] = summary_rows
     out.mkdir(parents=True, exist_ok=True)
     (out / "pretrain_finetune.json").write_text(json.dumps(results, indent=1) + "\n")
-    plot(out / "pretrain_finetune.png", CURVES, {k: v["found_test_map"] for k, v in results["runs"].items()})
-    for name, run in results["runs"].items():
-        print(f"{name:10s} final loss (mean of last 20) {run['final_loss_mean20']:.3f}  found arch test mAP "
-              f"{run['found_test_map']:.3f}  random arch {run['random_test_map'] or float('nan'):.3f}  "
-              f"({run['seconds']:.0f}s)")
+    plot(out / "pretrain_finetune.png", results)
+    print(f"{len(args.seeds)} seed(s); mean ± std over seeds")
+    for name, row in summary_rows.items():
+        keys = ("final_loss_mean20", "found_test_map", "random_test_map")
+        (loss, loss_sd), (found, found_sd), (rand, rand_sd) = (row[k] for k in keys)
+        print(f"{name:10s} final loss (mean of last 20) {loss:.3f} ± {loss_sd:.3f}  found arch test mAP "
+              f"{found:.3f} ± {found_sd:.3f}  random arch {rand:.3f} ± {rand_sd:.3f}")
     print(f"total {results['seconds']:.0f}s; {out / 'pretrain_finetune.json'}, {out / 'pretrain_finetune.png'}")
     return 0
 
