@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=300, help="detection supernet training iterations (each)")
     parser.add_argument("--pretrain-epochs", type=int, default=1)
     parser.add_argument("--pretrain-images", type=int, default=8000, help="generated classification images")
+    parser.add_argument("--pretrain-sampler", choices=["uniform", "flops", "fair", "greedy"], default="flops",
+                        help="the pre-training sampler (fair trains 4 paths per step: 4x the passes per epoch)")
     parser.add_argument("--population", type=int, default=6)
     parser.add_argument("--generations", type=int, default=2)
     parser.add_argument("--images", type=int, nargs=3, default=(400, 150, 150), metavar=("TRAIN", "VAL", "TEST"),
@@ -136,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     pre_cfg = load_pretrain_config(ROOT / "configs" / "pretrain" / "detnas-small_shapes.py",
                                    {"model.space": SPACES[args.space][0], "model.last_channels": SPACES[args.space][1],
-                                    "train.epochs": args.pretrain_epochs,
+                                    "train.epochs": args.pretrain_epochs, "sampler.type": args.pretrain_sampler,
                                     "data.generated_images": args.pretrain_images,
                                     "data.held_out": max(args.pretrain_images // 10, 64), "seed": args.seed})
     print(f"== pre-training {SPACES[args.space][0]} on {args.pretrain_images} generated shapes images, "
-          f"{args.pretrain_epochs} epoch(s)", flush=True)
+          f"{args.pretrain_epochs} epoch(s), {args.pretrain_sampler} sampling", flush=True)
     summary = pretrain(pre_cfg, out / "pretrain", resume=True)
     checkpoint = out / "pretrain" / SUPERNET
 
@@ -148,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     train_n, val_n, test_n = args.images
     write_shapes_coco(data, {"train": train_n, "val": val_n, "test": test_n}, IMAGE_SIZE, seed=args.seed)
     detection = ROOT / "configs" / "detection"
-    results = {"space": SPACES[args.space][0],
-               "pretrain": {k: summary[k] for k in ("epochs", "steps", "train_images", "history")},
+    results = {"space": SPACES[args.space][0], "pretrain_sampler": args.pretrain_sampler,
+               "pretrain": {k: summary[k] for k in ("epochs", "steps", "path_passes", "train_images", "history")},
                "pretrain_held_out_acc": held_out_accuracy(checkpoint, pre_cfg),
                "iterations": args.iterations, "images": list(args.images), "seeds": args.seeds,
                "runs": {"scratch": {}, "pretrained": {}}}

@@ -78,7 +78,7 @@ def run(mode: str, args, data) -> list[dict]:
             set_arch(model, path)
             loss = F.cross_entropy(model(x[index]), y[index])
             loss.backward()
-            loss_sum, n = loss_sum + float(loss), n + 1
+            loss_sum, n = loss_sum + float(loss.detach()), n + 1
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         passes = (step + 1) * per_step
