@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 
 from .arch import Arch, Option, make_arch
-from .sampling import broadcast_arch, sample
+from .sampling import broadcast_arch, collective_device, sample
 
 
 def fair_paths(space: Mapping[str, Sequence[Option]], rng: random.Random) -> list[Arch]:
@@ -140,7 +140,7 @@ def broadcast_paths(paths: Sequence[Arch] | None, space: Mapping[str, Sequence[O
         if paths is None:
             raise ValueError("broadcast_paths needs the paths when torch.distributed is not initialised")
         return [make_arch(space, arch) for arch in paths]
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    device = collective_device()
     count = torch.tensor([0 if paths is None else len(paths)], dtype=torch.long, device=device)
     dist.broadcast(count, src=src)
     return [broadcast_arch(None if paths is None else paths[i], space, src=src) for i in range(int(count))]

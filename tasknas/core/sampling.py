@@ -110,6 +110,14 @@ def sample_like(space: Mapping[str, Sequence[Option]], cost: Callable[[Arch], fl
     return None
 
 
+def collective_device() -> torch.device:
+    """Where tensors of a collective call live in the initialised process group: the current CUDA device for
+    NCCL, the CPU otherwise (gloo)."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def broadcast_arch(arch: Arch | None, space: Mapping[str, Sequence[Option]], src: int = 0) -> Arch:
     """Return rank ``src``'s arch on every rank of an initialised ``torch.distributed`` job.
 
@@ -122,7 +130,7 @@ def broadcast_arch(arch: Arch | None, space: Mapping[str, Sequence[Option]], src
         if arch is None:
             raise ValueError("broadcast_arch needs an arch when torch.distributed is not initialised")
         return make_arch(space, arch)
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    device = collective_device()
     codes = torch.zeros(len(items), dtype=torch.long, device=device)
     if dist.get_rank() == src:
         if arch is None:

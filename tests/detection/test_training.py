@@ -51,6 +51,15 @@ class PathWatch(Hook):
         self.checked += 1
 
 
+def _resume(cfg, checkpoint, hook: Hook) -> None:
+    """Resume training from ``checkpoint`` with ``TrustedResumeRunner``, ``hook`` registered."""
+    cfg.resume = True
+    cfg.load_from = str(checkpoint)
+    runner = TrustedResumeRunner.from_cfg(cfg)
+    runner.register_hook(hook)
+    runner.train()
+
+
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_supernet_trains_in_the_stock_runner_touching_only_the_sampled_path(name, shapes_root, tmp_path):
     cfg = tiny_config(DETECTORS[name], shapes_root, tmp_path, iters=3)
@@ -76,13 +85,9 @@ def test_sampler_rng_is_checkpointed_so_resumed_training_draws_the_same_archs(sh
     plain = torch.load(tmp_path / "full" / "iter_2.pth", map_location="cpu", weights_only=True)
     assert "message_hub" in plain and "state_dict" in plain
 
-    cfg2 = tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "resumed", iters=4)
-    cfg2.resume = True
-    cfg2.load_from = str(tmp_path / "full" / "iter_2.pth")
-    resumed = TrustedResumeRunner.from_cfg(cfg2)
     watch_resumed = PathWatch()
-    resumed.register_hook(watch_resumed)
-    resumed.train()
+    _resume(tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "resumed", iters=4),
+            tmp_path / "full" / "iter_2.pth", watch_resumed)
     assert watch_resumed.archs == watch_full.archs[2:]
 
 
@@ -226,13 +231,9 @@ def test_greedy_sampling_trains_the_best_candidates_and_resumes_its_pool(shapes_
     # the pool and the RNG are in the plain-data checkpoint: a resumed run starts from them, and its first
     # iteration (same weights, same held-out batch) keeps the same paths as the uninterrupted run
     saved = torch.load(tmp_path / "full" / "iter_2.pth", map_location="cpu", weights_only=True)
-    cfg2 = _with_sampler(tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "resumed", iters=4), **settings)
-    cfg2.resume = True
-    cfg2.load_from = str(tmp_path / "full" / "iter_2.pth")
-    resumed = TrustedResumeRunner.from_cfg(cfg2)
     spy2 = GreedySpy()
-    resumed.register_hook(spy2)
-    resumed.train()
+    _resume(_with_sampler(tiny_config(DETECTORS["retinanet"], shapes_root, tmp_path / "resumed", iters=4), **settings),
+            tmp_path / "full" / "iter_2.pth", spy2)
     assert spy2.state == saved["meta"]["tasknas_arch_sampler"]["greedy"] and len(spy2.state["pool"]) >= 2
     assert spy2.kept[0] == spy.kept[2]
 

@@ -53,6 +53,7 @@ from ...core import (
     space_of,
 )
 from ...core.fair import GreedyPathFilter, broadcast_paths, fair_paths
+from ...core.sampling import collective_device
 from ...core.subnet import save_weights
 from .task import task_of
 
@@ -200,9 +201,7 @@ class ArchSamplerHook(Hook):
             losses = torch.tensor([self._held_out_loss(model, arch, runner.iter) for arch in candidates],
                                   dtype=torch.float64)
             if distributed:
-                device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else \
-                    torch.device("cpu")
-                losses = losses.to(device)
+                losses = losses.to(collective_device())
                 dist.all_reduce(losses)
                 losses = losses.cpu() / dist.get_world_size()
             self.paths = self.greedy.keep_best(candidates, losses.tolist())
